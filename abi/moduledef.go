@@ -177,7 +177,13 @@ func (t *TableDef) ImpliedIndexes() []IndexDef {
 }
 
 // Marshal returns the ModuleDef as JSON.
-func (m *ModuleDef) Marshal() ([]byte, error) { return json.Marshal(m) }
+func (m *ModuleDef) Marshal() ([]byte, error) {
+	b, err := marshalNoEscape(m)
+	if err != nil {
+		return nil, fmt.Errorf("abi: cannot encode the module description: %w", err)
+	}
+	return b, nil
+}
 
 // UnmarshalModuleDef parses a ModuleDef from JSON. It checks only the JSON's
 // shape; the host validates the meaning separately.
