@@ -1,0 +1,331 @@
+package auth
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/spacetime-go/spacetime/abi"
+)
+
+// MaxTokenSize is the largest token the verifier reads, in bytes. Longer
+// tokens are refused before any decoding, so a hostile client cannot make the
+// host spend on base64 or JSON.
+const MaxTokenSize = 8 << 10
+
+// Claims is a verified token.
+type Claims struct {
+	Issuer    string
+	Subject   string
+	Audience  []string
+	ExpiresAt time.Time
+	IssuedAt  time.Time // zero when the token has no iat
+	NotBefore time.Time // zero when the token has no nbf
+	// Identity is IdentityFromClaims(Issuer, Subject).
+	Identity abi.Identity
+	// JSON is the token's payload exactly as signed: every claim,
+	// including the ones this package does not interpret.
+	JSON json.RawMessage
+}
+
+// Verifier checks tokens from trusted external issuers (and the server's own
+// dev issuer, when given its Issuer). It is safe for concurrent use.
+type Verifier struct {
+	issuers map[string]*trustedIssuer
+	o       options
+}
+
+type trustedIssuer struct {
+	cfg    Issuer
+	static []verificationKey
+	remote *remoteKeySet
+	parser *jwt.Parser
+}
+
+// NewVerifier builds a verifier for the issuers given WithIssuers. It reads
+// PEM files, JWKS files and HMAC secrets now, so a broken config fails at
+// start; JWKS URLs are fetched on first use.
+func NewVerifier(opts ...Option) (*Verifier, error) {
+	o := buildOptions(opts)
+	v := &Verifier{issuers: map[string]*trustedIssuer{}, o: o}
+	for _, cfg := range o.issuers {
+		if err := cfg.Validate(); err != nil {
+			return nil, err
+		}
+		if _, dup := v.issuers[cfg.Issuer]; dup {
+			return nil, configErrorf("issuer %q is configured twice: merge its keys and audiences into one entry", cfg.Issuer)
+		}
+		static, err := cfg.loadStaticKeys(o.log)
+		if err != nil {
+			return nil, err
+		}
+		ti := &trustedIssuer{cfg: cfg, static: static}
+		if cfg.JWKSURL != "" {
+			ti.remote = &remoteKeySet{
+				issuer: cfg.Issuer, url: cfg.JWKSURL, algs: cfg.Algorithms,
+				client: o.client, interval: o.refreshInterval, now: o.now, log: o.log,
+			}
+		}
+		popts := []jwt.ParserOption{
+			jwt.WithValidMethods(cfg.Algorithms),
+			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(),
+			jwt.WithLeeway(cfg.LeewayOrDefault()),
+			jwt.WithTimeFunc(o.now),
+			jwt.WithIssuer(cfg.Issuer),
+			jwt.WithStrictDecoding(),
+		}
+		if len(cfg.Audiences) > 0 {
+			popts = append(popts, jwt.WithAudience(cfg.Audiences...))
+		}
+		ti.parser = jwt.NewParser(popts...)
+		v.issuers[cfg.Issuer] = ti
+	}
+	return v, nil
+}
+
+// Issuers lists the trusted issuer strings.
+func (v *Verifier) Issuers() []string {
+	out := make([]string, 0, len(v.issuers))
+	for k := range v.issuers {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Verify is what jwt_verify calls: on success it returns the token's claims
+// as JSON; on failure a *TokenError whose Error() is the reason for the guest.
+func (v *Verifier) Verify(ctx context.Context, token string) ([]byte, error) {
+	c, err := v.VerifyToken(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	return c.JSON, nil
+}
+
+// VerifyToken verifies token fully and returns its claims. Every refusal is a
+// *TokenError wrapping one sentinel (ErrTokenTooLarge, ErrMalformedToken,
+// ErrUnknownIssuer, ErrAlgorithmNotAllowed, ErrUnknownKey, ErrKeyTypeMismatch,
+// ErrBadSignature, ErrExpired, ErrMissingExpiry, ErrNotYetValid,
+// ErrWrongAudience, ErrMissingSubject, ErrInvalidClaim, ErrSessionAsUserToken).
+func (v *Verifier) VerifyToken(ctx context.Context, token string) (*Claims, error) {
+	p, err := preParse(token, v.o.maxTokenSize)
+	if err != nil {
+		return nil, err
+	}
+	if p.header.Typ == sessionTyp {
+		return nil, refuse(ErrSessionAsUserToken, "this is a server session token: present it as a bearer token to the server, and give auth the token from your identity provider")
+	}
+	// The unverified iss only chooses which issuer's keys and rules apply;
+	// the parser below is pinned to that issuer (WithIssuer) and checks the
+	// signature over the very bytes iss was read from, so a forged iss can
+	// only select a key set that will then fail to verify it.
+	ti, ok := v.issuers[p.iss]
+	if !ok {
+		return nil, refuse(ErrUnknownIssuer, "token issuer %q is not trusted by this server: ask the operator to add it under [[auth.issuers]]", truncate(p.iss, MaxClaimLength))
+	}
+	if !slices.Contains(ti.cfg.Algorithms, p.header.Alg) {
+		return nil, refuse(ErrAlgorithmNotAllowed, "algorithm %q is not allowed for issuer %q (allowed: %s)", truncate(p.header.Alg, 32), ti.cfg.Issuer, strings.Join(ti.cfg.Algorithms, ", "))
+	}
+
+	var rc jwt.RegisteredClaims
+	_, err = ti.parser.ParseWithClaims(token, &rc, func(t *jwt.Token) (any, error) {
+		return ti.keyFor(ctx, p.header.Alg, p.header.Kid)
+	})
+	if err != nil {
+		return nil, ti.mapError(err, p)
+	}
+	if rc.Subject == "" {
+		return nil, refuse(ErrMissingSubject, "token has no \"sub\" claim: the identity is derived from iss and sub, so sub is required")
+	}
+	if len(rc.Subject) > MaxClaimLength {
+		return nil, refuse(ErrInvalidClaim, "token \"sub\" is %d bytes, longer than the %d allowed", len(rc.Subject), MaxClaimLength)
+	}
+	c := &Claims{
+		Issuer:   rc.Issuer,
+		Subject:  rc.Subject,
+		Audience: rc.Audience,
+		Identity: IdentityFromClaims(rc.Issuer, rc.Subject),
+		JSON:     json.RawMessage(p.payload),
+	}
+	if rc.ExpiresAt != nil {
+		c.ExpiresAt = rc.ExpiresAt.Time
+	}
+	if rc.IssuedAt != nil {
+		c.IssuedAt = rc.IssuedAt.Time
+	}
+	if rc.NotBefore != nil {
+		c.NotBefore = rc.NotBefore.Time
+	}
+	return c, nil
+}
+
+// keyFor picks the keys that may verify a token signed with alg under kid.
+func (ti *trustedIssuer) keyFor(ctx context.Context, alg, kid string) (any, error) {
+	var candidates []verificationKey
+	kidKnown := false
+	for _, k := range ti.static {
+		if kid == "" || k.kid == "" || k.kid == kid {
+			candidates = append(candidates, k)
+			kidKnown = kidKnown || (kid != "" && k.kid == kid)
+		}
+	}
+	if ti.remote != nil && !kidKnown {
+		ks, err := ti.remote.lookup(ctx, kid)
+		if err != nil && len(candidates) == 0 {
+			return nil, err
+		}
+		candidates = append(candidates, ks...)
+	}
+	if len(candidates) == 0 {
+		return nil, refuse(ErrUnknownKey, "issuer %q has no key with kid %q", ti.cfg.Issuer, truncate(kid, 64))
+	}
+	keys := make([]jwt.VerificationKey, 0, len(candidates))
+	for _, k := range candidates {
+		if k.fits(alg) {
+			keys = append(keys, k.key)
+		}
+	}
+	switch len(keys) {
+	case 0:
+		what := "a " + familyOf(candidates[0].key).String()
+		if a := candidates[0].alg; a != "" {
+			what += " published for " + a + " only"
+		}
+		return nil, refuse(ErrKeyTypeMismatch, "token is signed with %s but issuer %q's key%s is %s: refusing to use it for %s", alg, ti.cfg.Issuer, kidNote(kid), what, alg)
+	case 1:
+		return keys[0], nil
+	}
+	return jwt.VerificationKeySet{Keys: keys}, nil
+}
+
+func kidNote(kid string) string {
+	if kid == "" {
+		return ""
+	}
+	return fmt.Sprintf(" %q", truncate(kid, 64))
+}
+
+// mapError turns the library's error into a TokenError with a reason.
+func (ti *trustedIssuer) mapError(err error, p *peeked) error {
+	var te *TokenError
+	if errors.As(err, &te) {
+		return te
+	}
+	name := ti.cfg.Issuer
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return refuseCause(ErrMalformedToken, err, "token is malformed: %v", err)
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return refuseCause(ErrBadSignature, err, "token signature does not verify with the keys of issuer %q", name)
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		return refuseCause(ErrAlgorithmNotAllowed, err, "token cannot be verified: %v", err)
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return refuseCause(ErrExpired, err, "token expired at %s: sign in again to get a fresh token", p.timeClaim("exp"))
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && !p.has("exp"):
+		return refuseCause(ErrMissingExpiry, err, "token has no \"exp\" claim: tokens without an expiry are refused")
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return refuseCause(ErrNotYetValid, err, "token is not valid before %s (nbf): check the clocks of the issuer and the server", p.timeClaim("nbf"))
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return refuseCause(ErrNotYetValid, err, "token is issued in the future (iat %s): check the clocks of the issuer and the server", p.timeClaim("iat"))
+	case errors.Is(err, jwt.ErrTokenInvalidAudience), errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && !p.has("aud"):
+		return refuseCause(ErrWrongAudience, err, "token audience is not one of %s accepted for issuer %q", strings.Join(ti.cfg.Audiences, ", "), name)
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return refuseCause(ErrUnknownIssuer, err, "token issuer does not match %q", name)
+	}
+	return refuseCause(ErrInvalidClaim, err, "token claims are invalid: %v", err)
+}
+
+// peeked is what is read from a token before its signature is checked. It
+// selects the issuer and shapes error messages; nothing in it is trusted.
+type peeked struct {
+	header  tokenHeader
+	iss     string
+	payload []byte
+	fields  map[string]json.RawMessage
+}
+
+type tokenHeader struct {
+	Alg  string          `json:"alg"`
+	Kid  string          `json:"kid"`
+	Typ  string          `json:"typ"`
+	Crit json.RawMessage `json:"crit"`
+}
+
+func (p *peeked) has(claim string) bool {
+	v, ok := p.fields[claim]
+	return ok && string(v) != "null"
+}
+
+func (p *peeked) timeClaim(claim string) string {
+	var n json.Number
+	if err := json.Unmarshal(p.fields[claim], &n); err != nil {
+		return "(unreadable)"
+	}
+	f, err := n.Float64()
+	if err != nil {
+		return "(unreadable)"
+	}
+	return time.Unix(int64(f), 0).UTC().Format(time.RFC3339)
+}
+
+// preParse checks a token's size and shape and decodes its header and payload
+// without verifying anything. It must never panic on any input (fuzzed).
+func preParse(token string, maxSize int) (*peeked, error) {
+	if len(token) > maxSize {
+		return nil, refuse(ErrTokenTooLarge, "token is %d bytes, over the %d-byte limit", len(token), maxSize)
+	}
+	if token == "" {
+		return nil, refuse(ErrMalformedToken, "token is empty")
+	}
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		if len(parts) == 5 {
+			return nil, refuse(ErrMalformedToken, "token is an encrypted JWE: give a signed JWT (three base64url parts)")
+		}
+		return nil, refuse(ErrMalformedToken, "token has %d parts separated by '.', a signed JWT has 3", len(parts))
+	}
+	if parts[2] == "" {
+		return nil, refuse(ErrAlgorithmNotAllowed, "token has no signature: unsigned tokens are never accepted")
+	}
+	hb, err := base64.RawURLEncoding.Strict().DecodeString(parts[0])
+	if err != nil {
+		return nil, refuseCause(ErrMalformedToken, err, "token header is not base64url: %v", err)
+	}
+	p := &peeked{}
+	if err := json.Unmarshal(hb, &p.header); err != nil {
+		return nil, refuseCause(ErrMalformedToken, err, "token header is not a JSON object with string alg/kid/typ: %v", err)
+	}
+	if strings.EqualFold(p.header.Alg, "none") {
+		return nil, refuse(ErrAlgorithmNotAllowed, "algorithm \"none\" (an unsigned token) is never accepted")
+	}
+	if p.header.Alg == "" {
+		return nil, refuse(ErrMalformedToken, "token header has no \"alg\"")
+	}
+	if len(p.header.Crit) > 0 && string(p.header.Crit) != "null" {
+		return nil, refuse(ErrMalformedToken, "token header has \"crit\" extensions, which this server does not support")
+	}
+	p.payload, err = base64.RawURLEncoding.Strict().DecodeString(parts[1])
+	if err != nil {
+		return nil, refuseCause(ErrMalformedToken, err, "token payload is not base64url: %v", err)
+	}
+	if err := json.Unmarshal(p.payload, &p.fields); err != nil || p.fields == nil {
+		return nil, refuseCause(ErrMalformedToken, err, "token payload is not a JSON object")
+	}
+	raw, ok := p.fields["iss"]
+	if !ok {
+		return nil, refuse(ErrUnknownIssuer, "token has no \"iss\" claim: the issuer is needed to choose its keys")
+	}
+	if err := json.Unmarshal(raw, &p.iss); err != nil {
+		return nil, refuseCause(ErrMalformedToken, err, "token \"iss\" is not a string")
+	}
+	return p, nil
+}
