@@ -1,0 +1,151 @@
+package store
+
+import (
+	"fmt"
+	"sync"
+)
+
+// request is one unit of work for the committer: a committed transaction,
+// a barrier (no writes: wait until everything before it is durable), a
+// metadata or catalog write, or a prefix drop.
+type request struct {
+	db        *Database // nil for catalog work
+	writes    []Write
+	bytes     int
+	v         *version // published as the durable snapshot once written
+	commit    Commit
+	hasCommit bool
+	drop      []byte // run DropPrefix, alone
+	after     func() // run by the committer once durable
+	done      chan error
+}
+
+// Limits for one Badger transaction: Badger refuses more than 15% of the
+// memtable size in bytes, or that divided by 96 in entries. A group stays
+// at half of that, so per-entry overhead we do not count cannot push it over.
+const (
+	txnMaxBytes   = memTableSize * 15 / 100
+	txnMaxEntries = txnMaxBytes / 96
+	groupBytes    = txnMaxBytes / 2
+	groupEntries  = txnMaxEntries / 2
+	entryOverhead = 24
+)
+
+// fitsOneTxn reports whether a single transaction fits in one group.
+func (s *Store) fitsOneTxn(entries, nbytes int) error {
+	if entries > groupEntries || nbytes+entries*entryOverhead > groupBytes {
+		return fmt.Errorf("%d writes, %d bytes; the limit is %d writes and %d bytes: %w", entries, nbytes, groupEntries, groupBytes, errTooBig)
+	}
+	return nil
+}
+
+type committer struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	queue   []*request
+	closing bool
+	done    chan struct{}
+}
+
+// enqueue hands req to the committer. The caller holds the writer slot when
+// the request carries a transaction, so requests of one database arrive in
+// offset order.
+func (s *Store) enqueue(req *request) error {
+	if err := s.failure(); err != nil {
+		return err
+	}
+	c := &s.com
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.queue = append(c.queue, req)
+	if len(c.queue) == 1 {
+		c.cond.Signal()
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+func (s *Store) failure() error {
+	if e := s.failed.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+func (s *Store) runCommitter() {
+	c := &s.com
+	defer close(c.done)
+	var group []*request
+	var writes []Write
+	for {
+		c.mu.Lock()
+		for len(c.queue) == 0 && !c.closing {
+			c.cond.Wait()
+		}
+		if len(c.queue) == 0 {
+			c.mu.Unlock()
+			return
+		}
+		group = group[:0]
+		n, nb, ne := 0, 0, 0
+		for _, r := range c.queue {
+			if r.drop != nil {
+				if n == 0 {
+					group = append(group, r)
+					n = 1
+				}
+				break
+			}
+			rb := r.bytes + len(r.writes)*entryOverhead
+			if n > 0 && (n >= s.opts.maxGroupSize || nb+rb > groupBytes || ne+len(r.writes) > groupEntries) {
+				break
+			}
+			group = append(group, r)
+			n++
+			nb += rb
+			ne += len(r.writes)
+		}
+		rest := copy(c.queue, c.queue[n:])
+		clear(c.queue[rest:])
+		c.queue = c.queue[:rest]
+		c.mu.Unlock()
+
+		err := s.failure()
+		if err == nil {
+			if len(group) == 1 && group[0].drop != nil {
+				if e := s.dur.DropPrefix(group[0].drop); e != nil {
+					err = fmt.Errorf("drop prefix: %w", e)
+				}
+			} else if ne > 0 {
+				writes = writes[:0]
+				for _, r := range group {
+					writes = append(writes, r.writes...)
+				}
+				if e := s.dur.Commit(writes); e != nil {
+					err = fmt.Errorf("%w: %w", ErrDatabaseFailed, e)
+					s.log.Error("durable commit failed; the store refuses all further writes", "err", e, "transactions", len(group))
+					s.failed.CompareAndSwap(nil, &err)
+				}
+				clear(writes)
+			}
+		}
+		for i, r := range group {
+			if err == nil {
+				if r.v != nil {
+					r.db.durable.Store(r.v)
+				}
+				if r.hasCommit {
+					r.db.notify(r.commit, r.v)
+				}
+				if r.after != nil {
+					r.after()
+				}
+			}
+			r.done <- err
+			group[i] = nil
+		}
+	}
+}
