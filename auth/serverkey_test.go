@@ -1,0 +1,269 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+func TestServerKeyFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	a, err := OpenServerKey(dir, WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, ServerKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v, want 0600", fi.Mode().Perm())
+	}
+	data, _ := os.ReadFile(a.Path())
+	if !strings.HasPrefix(string(data), "-----BEGIN PRIVATE KEY-----") {
+		t.Fatalf("key file is not PEM: %.40q", data)
+	}
+	b, err := OpenServerKey(dir, WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.KeyID() != b.KeyID() || string(a.PublicKeyPEM()) != string(b.PublicKeyPEM()) {
+		t.Fatal("reopening made a different key")
+	}
+	// No temporary files left behind.
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Fatalf("data dir holds %d entries", len(entries))
+	}
+}
+
+func TestServerKeyConcurrentCreate(t *testing.T) {
+	dir := t.TempDir()
+	const n = 8
+	kids := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k, err := OpenServerKey(dir, WithLogger(quietLogger()))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			kids[i] = k.KeyID()
+		}()
+	}
+	wg.Wait()
+	for _, kid := range kids {
+		if kid != kids[0] {
+			t.Fatalf("concurrent opens disagree: %q", kids)
+		}
+	}
+}
+
+func TestServerKeyRefusesBadFile(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, ServerKeyFile, []byte("garbage"))
+	if _, err := OpenServerKey(dir, WithLogger(quietLogger())); err == nil || !strings.Contains(err.Error(), "move it aside") {
+		t.Fatalf("garbage key file: %v", err)
+	}
+}
+
+func TestMint(t *testing.T) {
+	sk, err := OpenServerKey(t.TempDir(), WithNow(testNow), WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := map[string]any{}
+	for _, arg := range []string{"role=admin", "level=3", `tags=["a","b"]`, `quoted="x=y"`, "email=alice@example.com", "empty="} {
+		k, v, err := ParseClaimArg(arg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		extra[k] = v
+	}
+	tok, err := sk.Mint("alice", 0, extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := NewVerifier(WithIssuers(sk.Issuer()), WithNow(testNow))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := v.VerifyToken(context.Background(), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.ExpiresAt.Equal(testNow.Add(DefaultTokenTTL)) {
+		t.Fatalf("default ttl: exp %v", c.ExpiresAt)
+	}
+	var m map[string]any
+	json.Unmarshal(c.JSON, &m)
+	want := map[string]any{"role": "admin", "level": 3.0, "quoted": "x=y", "email": "alice@example.com", "empty": "", "iss": DevIssuerName, "sub": "alice"}
+	for k, w := range want {
+		if m[k] != w {
+			t.Errorf("claim %s = %#v, want %#v", k, m[k], w)
+		}
+	}
+	if tags, _ := m["tags"].([]any); len(tags) != 2 {
+		t.Errorf("tags = %#v", m["tags"])
+	}
+	// An expired dev token is refused like any other.
+	short, _ := sk.Mint("bob", time.Minute, nil)
+	late, _ := NewVerifier(WithIssuers(sk.Issuer()), WithNow(testNow.Add(2*time.Minute)))
+	if _, err := late.VerifyToken(context.Background(), short); !errors.Is(err, ErrExpired) {
+		t.Fatalf("expired dev token: %v", err)
+	}
+	for _, bad := range []struct {
+		sub   string
+		ttl   time.Duration
+		extra map[string]any
+	}{
+		{"", time.Hour, nil},
+		{strings.Repeat("x", 129), time.Hour, nil},
+		{"a", -time.Hour, nil},
+		{"a", time.Hour, map[string]any{"iss": "https://evil/"}},
+		{"a", time.Hour, map[string]any{"exp": 1}},
+	} {
+		if _, err := sk.Mint(bad.sub, bad.ttl, bad.extra); err == nil {
+			t.Errorf("Mint(%q, %v, %v) succeeded", bad.sub, bad.ttl, bad.extra)
+		}
+	}
+	if _, _, err := ParseClaimArg("novalue"); err == nil {
+		t.Error("ParseClaimArg accepted an argument without '='")
+	}
+}
+
+func TestSessions(t *testing.T) {
+	k := keys(t)
+	clk := &clock{t: testNow}
+	sk, err := NewServerKey(k.ec2, WithClock(clk.now), WithSessionTTL(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := newTestVerifier(t, WithIssuers(sk.Issuer()), WithClock(clk.now))
+	userTok := sign(t, "ES256", k.ec, "", claims(issEC, "exp", testNow.Add(3*time.Hour).Unix(), "email", "a@example.com"))
+	c, err := v.VerifyToken(context.Background(), userTok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, exp, err := sk.MintSession(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !exp.Equal(testNow.Add(time.Hour)) {
+		t.Fatalf("session expiry %v, want now+1h", exp)
+	}
+	s, err := sk.VerifySession(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Identity != c.Identity || s.Issuer != issEC || s.Subject != "alice" || !s.ExpiresAt.Equal(exp) {
+		t.Fatalf("session %+v", s)
+	}
+	var orig map[string]any
+	if err := json.Unmarshal(s.Claims, &orig); err != nil || orig["email"] != "a@example.com" {
+		t.Fatalf("original claims %s: %v", s.Claims, err)
+	}
+
+	// A session never outlives its token.
+	shortTok := sign(t, "ES256", k.ec, "", claims(issEC, "exp", testNow.Add(10*time.Minute).Unix()))
+	sc, err := v.VerifyToken(context.Background(), shortTok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, exp2, err := sk.MintSession(sc)
+	if err != nil || !exp2.Equal(testNow.Add(10*time.Minute)) {
+		t.Fatalf("session of a 10-minute token expires %v (%v)", exp2, err)
+	}
+
+	// Dev and external user tokens are not sessions.
+	devTok, _ := sk.Mint("alice", time.Hour, nil)
+	for name, tok := range map[string]string{"dev token": devTok, "external token": userTok} {
+		if _, err := sk.VerifySession(tok); !errors.Is(err, ErrNotASession) {
+			t.Errorf("%s as a session: %v", name, err)
+		}
+	}
+	// A session is not a user token, even to a verifier trusting the server key.
+	if _, err := v.VerifyToken(context.Background(), st); !errors.Is(err, ErrSessionAsUserToken) {
+		t.Fatalf("session as a user token: %v", err)
+	}
+	// A token shaped like a session (typ, iss) but for another audience, or
+	// signed by another key, or expired.
+	forge := func(key any, mut func(jwt.MapClaims)) string {
+		c := jwt.MapClaims{"iss": SessionIssuer, "aud": SessionAudience, "sub": c.Identity.String(),
+			"oiss": issEC, "osub": "alice", "claims": map[string]any{}, "iat": testNow.Unix(), "exp": testNow.Add(time.Hour).Unix()}
+		mut(c)
+		tok := jwt.NewWithClaims(jwt.SigningMethodES256, c)
+		tok.Header["typ"] = sessionTyp
+		s, err := tok.SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name  string
+		token string
+		want  error
+	}{
+		{"other key", forge(k.ec, func(jwt.MapClaims) {}), ErrBadSignature},
+		{"other audience", forge(k.ec2, func(c jwt.MapClaims) { c["aud"] = "my-app" }), ErrNotASession},
+		{"no audience", forge(k.ec2, func(c jwt.MapClaims) { delete(c, "aud") }), ErrNotASession},
+		{"identity not derived from oiss/osub", forge(k.ec2, func(c jwt.MapClaims) { c["osub"] = "mallory" }), ErrInvalidClaim},
+		{"no expiry", forge(k.ec2, func(c jwt.MapClaims) { delete(c, "exp") }), ErrMissingExpiry},
+		{"too large", strings.Repeat("a", MaxSessionTokenSize+1), ErrTokenTooLarge},
+		{"garbage", "x.y.z", ErrMalformedToken},
+	} {
+		if _, err := sk.VerifySession(tc.token); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	if _, err := sk.VerifySession(forge(k.ec2, func(jwt.MapClaims) {})); err != nil {
+		t.Fatalf("the forge helper makes an invalid session even with the right key: %v", err)
+	}
+
+	// Expiry.
+	clk.add(time.Hour + time.Minute)
+	if _, err := sk.VerifySession(st); !errors.Is(err, ErrExpired) {
+		t.Fatalf("expired session: %v", err)
+	}
+	if _, _, err := sk.MintSession(sc); err == nil {
+		t.Fatal("minted a session for an expired token")
+	}
+}
+
+// TestPublicKeyServesAsJWKS checks that what GET /v1/identity/public-key
+// serves lets another service verify this server's tokens.
+func TestPublicKeyServesAsJWKS(t *testing.T) {
+	sk, err := OpenServerKey(t.TempDir(), WithNow(testNow), WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ks, err := parsePublicKeyPEM(sk.PublicKeyPEM()); err != nil || len(ks) != 1 {
+		t.Fatalf("PublicKeyPEM does not parse: %v", err)
+	}
+	srv := newJWKSServer(t, sk.JWKS())
+	v, err := NewVerifier(
+		WithIssuers(Issuer{Issuer: DevIssuerName, Algorithms: []string{"ES256"}, JWKSURL: srv.URL}),
+		WithNow(testNow), WithHTTPClient(srv.Client()), WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := sk.Mint("carol", time.Hour, nil)
+	if _, err := v.VerifyToken(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	if jwk := sk.JWK(); jwk["kid"] != sk.KeyID() || jwk["crv"] != "P-256" || jwk["alg"] != "ES256" {
+		t.Fatalf("JWK %v", jwk)
+	}
+}
