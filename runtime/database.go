@@ -1,0 +1,382 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spacetime-go/spacetime/abi"
+	"github.com/spacetime-go/spacetime/hostfuncs"
+	"github.com/spacetime-go/spacetime/store"
+)
+
+// Database ties a module version to a store database: it runs the module's
+// reducers as transactions over the database's tables. It is safe for
+// concurrent use; the store runs one transaction at a time per database.
+type Database struct {
+	rt   *Runtime
+	st   *store.Database
+	name string
+	cfg  dbConfig
+	logs *LogBuffer
+
+	cur    atomic.Pointer[version]
+	closed atomic.Bool
+}
+
+// version is a module version serving a database, with its idle instances.
+// Instances are per database, never shared between databases: a guest keeps
+// memory between calls, and one tenant's rows must not be readable from
+// another tenant's calls, even when both uploaded the same binary.
+type version struct {
+	mod  *Module
+	mu   sync.Mutex
+	idle []*instance
+	gone bool // replaced by a newer version: instances returned are closed
+}
+
+// CreateDatabase creates the store database name with mod's tables (a first
+// publish) and runs the module's init reducer, if it has one. If init fails,
+// the database is dropped again and the error returned.
+func (r *Runtime) CreateDatabase(ctx context.Context, st *store.Store, name string, mod *Module, opts ...DatabaseOption) (*Database, error) {
+	sdb, err := st.CreateDatabase(ctx, name, mod.def.Tables)
+	if err != nil {
+		return nil, fmt.Errorf("runtime: creating database %s: %w", name, err)
+	}
+	d := r.newDatabase(sdb, mod, opts)
+	if _, err := d.CallLifecycle(ctx, abi.LifecycleInit, CallRequest{}); err != nil {
+		d.Close(ctx)
+		if derr := st.DropDatabase(context.WithoutCancel(ctx), name); derr != nil {
+			err = errors.Join(err, fmt.Errorf("dropping the half-created database: %w", derr))
+		}
+		return nil, fmt.Errorf("runtime: database %s: the init reducer failed, so the database was not created: %w", name, err)
+	}
+	return d, nil
+}
+
+// OpenDatabase serves the existing store database name with mod, for example
+// after a restart. Tables mod declares that the database lacks are added; a
+// table that exists with different columns or indexes is refused
+// (ErrSchemaChange). init is not run.
+func (r *Runtime) OpenDatabase(ctx context.Context, st *store.Store, name string, mod *Module, opts ...DatabaseOption) (*Database, error) {
+	sdb, err := st.Database(name)
+	if err != nil {
+		return nil, fmt.Errorf("runtime: opening database %s: %w", name, err)
+	}
+	if err := applySchema(ctx, sdb, mod.def); err != nil {
+		return nil, err
+	}
+	return r.newDatabase(sdb, mod, opts), nil
+}
+
+func (r *Runtime) newDatabase(sdb *store.Database, mod *Module, opts []DatabaseOption) *Database {
+	cfg := dbConfig{verifier: r.cfg.verifier, deadline: r.cfg.deadline}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	d := &Database{rt: r, st: sdb, name: sdb.Name(), cfg: cfg, logs: NewLogBuffer(r.cfg.logLines)}
+	d.cur.Store(&version{mod: mod})
+	return d
+}
+
+// applySchema adds mod's new tables to sdb and refuses changes to existing ones.
+func applySchema(ctx context.Context, sdb *store.Database, def *abi.ModuleDef) error {
+	existing := map[string]abi.TableDef{}
+	for _, t := range sdb.Tables() {
+		existing[t.Name] = t
+	}
+	var add []abi.TableDef
+	for _, t := range def.Tables {
+		old, ok := existing[t.Name]
+		if !ok {
+			add = append(add, t)
+			continue
+		}
+		if !reflect.DeepEqual(old.Columns, t.Columns) || !reflect.DeepEqual(old.ImpliedIndexes(), t.ImpliedIndexes()) {
+			return fmt.Errorf("%w: table %s of database %s has different columns or indexes in the new module; only new tables can be added (publish under a new name, or drop the database to start over)",
+				ErrSchemaChange, t.Name, sdb.Name())
+		}
+	}
+	if len(add) > 0 {
+		if err := sdb.AddTables(ctx, add); err != nil {
+			return fmt.Errorf("runtime: adding tables to database %s: %w", sdb.Name(), err)
+		}
+	}
+	return nil
+}
+
+// Update makes mod serve the database from the next call on (a republish).
+// New tables are added; changes to existing tables are refused.
+func (d *Database) Update(ctx context.Context, mod *Module) error {
+	if err := applySchema(ctx, d.st, mod.def); err != nil {
+		return err
+	}
+	old := d.cur.Swap(&version{mod: mod})
+	old.retire(ctx)
+	return nil
+}
+
+func (v *version) retire(ctx context.Context) {
+	v.mu.Lock()
+	idle := v.idle
+	v.idle, v.gone = nil, true
+	v.mu.Unlock()
+	for _, inst := range idle {
+		inst.close(ctx)
+	}
+}
+
+// Close releases the database's instances. The store database stays.
+func (d *Database) Close(ctx context.Context) {
+	d.closed.Store(true)
+	d.cur.Load().retire(ctx)
+	d.logs.Close()
+}
+
+// Name returns the database's name.
+func (d *Database) Name() string { return d.name }
+
+// Module returns the module version serving the database.
+func (d *Database) Module() *Module { return d.cur.Load().mod }
+
+// Store returns the store database.
+func (d *Database) Store() *store.Database { return d.st }
+
+// Logs returns the module's log.
+func (d *Database) Logs() *LogBuffer { return d.logs }
+
+func (v *version) get(ctx context.Context, d *Database) (*instance, error) {
+	v.mu.Lock()
+	if n := len(v.idle); n > 0 {
+		inst := v.idle[n-1]
+		v.idle = v.idle[:n-1]
+		v.mu.Unlock()
+		return inst, nil
+	}
+	v.mu.Unlock()
+	return v.mod.newInstance(ctx, d)
+}
+
+func (v *version) put(ctx context.Context, inst *instance, maxIdle int) {
+	v.mu.Lock()
+	if !v.gone && len(v.idle) < maxIdle {
+		v.idle = append(v.idle, inst)
+		v.mu.Unlock()
+		return
+	}
+	v.mu.Unlock()
+	inst.close(ctx)
+}
+
+// CallRequest is one reducer call.
+type CallRequest struct {
+	// Reducer is the reducer's name.
+	Reducer string
+	// Args is the BSATN product of the arguments.
+	Args []byte
+	// Caller is the caller's identity; zero for an unauthenticated caller.
+	Caller abi.Identity
+	// Connection is the client connection; zero for HTTP and host calls.
+	Connection abi.ConnectionID
+	// Timestamp is the call's logical time, which the guest's clocks and
+	// randomness derive from; zero means now.
+	Timestamp time.Time
+	// Claims are the JSON claims of the token behind Caller (caller_claims).
+	Claims []byte
+	// Timeout overrides the database's deadline for this call.
+	Timeout time.Duration
+}
+
+// CallResult is a committed call.
+type CallResult struct {
+	// Commit is the store's commit: its offset and delta. It is durable.
+	Commit store.Commit
+	// Return is the BSATN of the return value; nil when the reducer returns nothing.
+	Return []byte
+	// Duration is the time spent in the guest.
+	Duration time.Duration
+}
+
+// Call runs a reducer as one transaction. The error is a *ReducerError
+// (ErrReducerFailed) when the reducer itself failed; ErrTrap or ErrDeadline
+// when it was stopped; ErrNoSuchReducer or ErrInvalidArguments when it did
+// not run. In every failure nothing of the transaction is kept.
+func (d *Database) Call(ctx context.Context, req CallRequest) (*CallResult, error) {
+	v := d.cur.Load()
+	id, ok := v.mod.reducers[req.Reducer]
+	if !ok {
+		return nil, fmt.Errorf("%w: database %s has no reducer %q", ErrNoSuchReducer, d.name, req.Reducer)
+	}
+	rd := &v.mod.def.Reducers[id]
+	if rd.Lifecycle != "" {
+		return nil, fmt.Errorf("%w: %s is the %s lifecycle reducer, which only the host calls", ErrNoSuchReducer, rd.Name, rd.Lifecycle)
+	}
+	return d.run(ctx, v, id, req)
+}
+
+// CallLifecycle runs the module's lifecycle reducer kind (abi.LifecycleInit,
+// LifecycleClientConnected, LifecycleClientDisconnected) with no arguments.
+// It returns (nil, nil) when the module has none. A client_connected that
+// fails means the connection should be refused.
+func (d *Database) CallLifecycle(ctx context.Context, kind string, req CallRequest) (*CallResult, error) {
+	v := d.cur.Load()
+	for i := range v.mod.def.Reducers {
+		if v.mod.def.Reducers[i].Lifecycle == kind {
+			req.Reducer = v.mod.def.Reducers[i].Name
+			req.Args = nil
+			return d.run(ctx, v, uint32(i), req)
+		}
+	}
+	return nil, nil
+}
+
+func (d *Database) run(ctx context.Context, v *version, id uint32, req CallRequest) (*CallResult, error) {
+	if d.closed.Load() {
+		return nil, fmt.Errorf("runtime: database %s: %w", d.name, ErrClosed)
+	}
+	rd := &v.mod.def.Reducers[id]
+	if len(req.Args) > d.rt.cfg.maxArgs {
+		return nil, fmt.Errorf("%w: %d bytes of arguments for %s; at most %d are accepted", ErrInvalidArguments, len(req.Args), rd.Name, d.rt.cfg.maxArgs)
+	}
+	if err := validateArgs(rd, req.Args); err != nil {
+		return nil, err
+	}
+	ts := req.Timestamp
+	if ts.IsZero() {
+		ts = time.Now()
+	}
+	timeout := req.Timeout
+	if timeout <= 0 {
+		timeout = d.cfg.deadline
+	}
+
+	tx, err := d.st.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("runtime: database %s: starting a transaction: %w", d.name, err)
+	}
+	inst, err := v.get(ctx, d)
+	if err != nil {
+		tx.Rollback()
+		return nil, fmt.Errorf("runtime: database %s: %w", d.name, err)
+	}
+
+	inst.beginCall(rd.Name, req.Caller, ts.UnixMicro())
+	c := &inst.call
+	c.Tx = tx
+	c.Conn = req.Connection
+	c.Claims = req.Claims
+	c.Verifier = d.cfg.verifier
+	args, _ := c.NewSource(req.Args)
+	ret, _ := c.NewSink(0)
+	errSink, _ := c.NewSink(0)
+
+	w0, w1, w2, w3 := req.Caller.Words()
+	cw0, cw1 := req.Connection.Words()
+	s := &inst.stack
+	s[0], s[1], s[2], s[3], s[4] = uint64(id), w0, w1, w2, w3
+	s[5], s[6], s[7] = cw0, cw1, uint64(ts.UnixMicro())
+	s[8], s[9], s[10] = uint64(args), uint64(ret), uint64(errSink)
+
+	callCtx, cancel := context.WithTimeout(ctx, timeout)
+	start := time.Now()
+	callErr := inst.callFn.CallWithStack(hostfuncs.WithCall(callCtx, c), s[:])
+	elapsed := time.Since(start)
+	ctxErr := callCtx.Err()
+	cancel()
+	result := abi.CallResult(int32(uint32(s[0])))
+	retBytes := c.SinkBytes(ret)
+	errBytes := c.SinkBytes(errSink)
+	inst.endCall()
+
+	if callErr != nil {
+		tx.Rollback()
+		inst.close(context.WithoutCancel(ctx))
+		return nil, d.stopped(rd.Name, callErr, ctxErr, ctx.Err(), timeout, elapsed)
+	}
+	switch result {
+	case abi.CallCommitted:
+	case abi.CallFailed:
+		tx.Rollback()
+		v.put(ctx, inst, d.rt.cfg.maxIdle)
+		msg := string(errBytes)
+		if msg == "" {
+			msg = "the reducer failed without a message"
+		}
+		return nil, &ReducerError{Reducer: rd.Name, Message: msg}
+	default:
+		tx.Rollback()
+		inst.close(context.WithoutCancel(ctx))
+		d.rt.cfg.logger.Warn("reducer returned an unknown result", "database", d.name, "reducer", rd.Name, "result", int32(result))
+		return nil, fmt.Errorf("%w: reducer %s returned %d from __call_reducer__, which is neither 0 (committed) nor 1 (failed); the module is broken and its instance was discarded",
+			ErrTrap, rd.Name, int32(result))
+	}
+	if err := checkReturn(rd, retBytes); err != nil {
+		tx.Rollback()
+		v.put(ctx, inst, d.rt.cfg.maxIdle)
+		return nil, err
+	}
+	// The instance is free before the commit waits for the disk.
+	v.put(ctx, inst, d.rt.cfg.maxIdle)
+	commit, err := tx.Commit(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("runtime: database %s: committing %s: %w", d.name, rd.Name, err)
+	}
+	if rd.Return == nil {
+		retBytes = nil
+	}
+	return &CallResult{Commit: commit, Return: retBytes, Duration: elapsed}, nil
+}
+
+// stopped builds the error of a call the guest did not finish.
+func (d *Database) stopped(reducer string, callErr, callCtxErr, parentErr error, timeout, elapsed time.Duration) error {
+	log := d.rt.cfg.logger
+	switch {
+	case parentErr != nil:
+		log.Info("reducer call cancelled", "database", d.name, "reducer", reducer, "elapsed", elapsed)
+		return fmt.Errorf("runtime: reducer %s was stopped because its caller went away; nothing it wrote was kept: %w", reducer, parentErr)
+	case errors.Is(callCtxErr, context.DeadlineExceeded):
+		log.Warn("reducer deadline exceeded", "database", d.name, "reducer", reducer, "deadline", timeout, "elapsed", elapsed)
+		d.logs.ModuleLog(abi.LogError, reducer, abi.Identity{}, fmt.Sprintf("stopped: ran past its deadline of %s", timeout))
+		return fmt.Errorf("%w: reducer %s ran past its deadline of %s and was stopped; nothing it wrote was kept: %w",
+			ErrDeadline, reducer, timeout, context.DeadlineExceeded)
+	}
+	log.Warn("reducer trapped", "database", d.name, "reducer", reducer, "error", callErr)
+	d.logs.ModuleLog(abi.LogError, reducer, abi.Identity{}, "trapped: "+callErr.Error())
+	if ee, ok := isExit(callErr); ok {
+		return fmt.Errorf("%w: reducer %s exited with code %d; nothing it wrote was kept and the instance was discarded", ErrTrap, reducer, ee.ExitCode())
+	}
+	var te *hostfuncs.TrapError
+	if errors.As(callErr, &te) {
+		return fmt.Errorf("%w: reducer %s was stopped by the host: %w", ErrTrap, reducer, te)
+	}
+	return fmt.Errorf("%w: reducer %s trapped; nothing it wrote was kept and the instance was discarded: %w", ErrTrap, reducer, callErr)
+}
+
+// validateArgs checks that args is exactly the BSATN of rd's parameters.
+func validateArgs(rd *abi.ReducerDef, args []byte) error {
+	r := abi.NewReader(args)
+	for i, p := range rd.Params {
+		r.Skip(p.Type)
+		if err := r.Err(); err != nil {
+			return fmt.Errorf("%w: argument %d (%s: %s) of reducer %s: %w", ErrInvalidArguments, i+1, p.Name, p.Type, rd.Name, err)
+		}
+	}
+	if n := r.Remaining(); n != 0 {
+		return fmt.Errorf("%w: reducer %s takes %d arguments; %d bytes are left after the last one", ErrInvalidArguments, rd.Name, len(rd.Params), n)
+	}
+	return nil
+}
+
+func checkReturn(rd *abi.ReducerDef, ret []byte) error {
+	if rd.Return == nil {
+		return nil
+	}
+	if err := abi.ValidateRow([]abi.Type{*rd.Return}, ret); err != nil {
+		return fmt.Errorf("%w: reducer %s is declared to return %s but returned %d bytes that are not one: %w", ErrBadReturn, rd.Name, *rd.Return, len(ret), err)
+	}
+	return nil
+}

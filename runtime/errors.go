@@ -1,0 +1,62 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors; test with errors.Is. The messages of the errors that wrap
+// them say what happened and what to do.
+var (
+	// ErrInvalidModule: the uploaded binary cannot serve as a module (wrong
+	// format, forbidden imports, missing or mistyped exports, invalid module
+	// description). Every more specific module error below also wraps it.
+	ErrInvalidModule = errors.New("invalid module")
+	// ErrModuleTooLarge: the binary is larger than the upload limit.
+	ErrModuleTooLarge = errors.New("module too large")
+	// ErrForbiddenImport: the module imports something the host does not provide.
+	ErrForbiddenImport = errors.New("forbidden import")
+	// ErrMissingExport: the module lacks an export the host calls.
+	ErrMissingExport = errors.New("missing export")
+	// ErrBadExport: an export has the wrong kind or signature.
+	ErrBadExport = errors.New("export with the wrong signature")
+	// ErrInvalidModuleDef: the module's description (__describe_module__) is
+	// inconsistent.
+	ErrInvalidModuleDef = errors.New("invalid module description")
+
+	// ErrNoSuchReducer: the module has no reducer of that name (or it is a
+	// lifecycle reducer, which only the host calls).
+	ErrNoSuchReducer = errors.New("no such reducer")
+	// ErrInvalidArguments: the arguments are not the BSATN of the reducer's parameters.
+	ErrInvalidArguments = errors.New("invalid reducer arguments")
+	// ErrReducerFailed: the reducer returned an error or panicked; see *ReducerError.
+	ErrReducerFailed = errors.New("reducer failed")
+	// ErrTrap: the guest trapped (a fault, exit, or a host function stopped
+	// it). The transaction rolled back and the instance was discarded.
+	ErrTrap = errors.New("module trapped")
+	// ErrDeadline: the call ran past its deadline and was stopped. Errors
+	// that wrap it also wrap context.DeadlineExceeded.
+	ErrDeadline = errors.New("reducer deadline exceeded")
+	// ErrBadReturn: the reducer's return value does not match its declared type.
+	ErrBadReturn = errors.New("reducer returned a value of the wrong type")
+	// ErrSchemaChange: a new module version changes an existing table;
+	// only additive changes (new tables) are accepted.
+	ErrSchemaChange = errors.New("incompatible schema change")
+	// ErrClosed: the runtime or database is closed.
+	ErrClosed = errors.New("runtime closed")
+)
+
+// ReducerError is a reducer's own failure: it returned an error, or panicked
+// and the SDK recovered. Message is exactly what the reducer said; servers
+// show it to the client as is.
+type ReducerError struct {
+	Reducer string
+	Message string
+}
+
+func (e *ReducerError) Error() string {
+	return fmt.Sprintf("reducer %s failed: %s", e.Reducer, e.Message)
+}
+
+// Is makes errors.Is(err, ErrReducerFailed) hold.
+func (e *ReducerError) Is(target error) bool { return target == ErrReducerFailed }

@@ -1,0 +1,229 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/spacetime-go/spacetime/abi"
+	"github.com/spacetime-go/spacetime/hostfuncs"
+)
+
+// instance is one instantiated copy of a module, used by one call at a time.
+// It keeps the exported functions it calls (ExportedFunction costs about 3 µs
+// per lookup) and the per-call host state, reused from call to call.
+type instance struct {
+	mod    *Module
+	wm     api.Module
+	callFn api.Function
+	descFn api.Function
+	call   hostfuncs.Call
+	stack  [11]uint64
+
+	// The guest's clocks: wall time is the call's timestamp plus the
+	// monotonic time elapsed in the call, and every reading advances the
+	// monotonic clock by 1 µs. So a reducer's clock reads are a function of
+	// its timestamp and of how often it reads, and time never stands still
+	// for code that waits for it to pass.
+	callNanos  int64
+	mono       int64
+	monoAtCall int64
+
+	// Randomness is seeded from the call on first use (see seedRand).
+	rng    *rand.ChaCha8
+	seeded bool
+
+	stdout, stderr lineWriter
+}
+
+// newInstance instantiates m for db (nil when only describing the module) and
+// runs _initialize.
+func (m *Module) newInstance(ctx context.Context, db *Database) (*instance, error) {
+	r := m.rt
+	inst := &instance{mod: m, rng: rand.NewChaCha8([32]byte{})}
+	inst.call.Limits = r.cfg.limits
+	if db != nil {
+		inst.call.DB = db.st
+		inst.call.Log = db.logs
+	}
+	inst.stdout = lineWriter{inst: inst, level: abi.LogInfo}
+	inst.stderr = lineWriter{inst: inst, level: abi.LogError}
+	cfg := wazero.NewModuleConfig().
+		// Anonymous, so that many instances of one module can coexist.
+		WithName("").
+		// _initialize is called below, with the host state in the context.
+		WithStartFunctions().
+		WithWalltime(inst.walltime, 1000).
+		WithNanotime(inst.nanotime, 1000).
+		WithNanosleep(func(int64) {}).
+		WithOsyield(func() {}).
+		WithRandSource(randReader{inst}).
+		WithStdout(&inst.stdout).
+		WithStderr(&inst.stderr)
+	// No WithFS, WithArgs, WithEnv or WithStdin: the guest sees no files, no
+	// arguments, no environment and an empty stdin.
+	wm, err := r.wz.InstantiateModule(ctx, m.compiled, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("runtime: instantiating module %s: %w", m.Hash()[:12], err)
+	}
+	inst.wm = wm
+	inst.callFn = wm.ExportedFunction(abi.ExportCallReducer)
+	inst.descFn = wm.ExportedFunction(abi.ExportDescribeModule)
+	if m.hasInitialize {
+		sctx, cancel := context.WithTimeout(ctx, r.cfg.setupTimeout)
+		defer cancel()
+		inst.beginCall("_initialize", abi.Identity{}, 0)
+		_, err := wm.ExportedFunction(abi.ExportInitialize).Call(hostfuncs.WithCall(sctx, &inst.call))
+		inst.endCall()
+		if err != nil {
+			wm.Close(ctx)
+			if sctx.Err() != nil {
+				return nil, fmt.Errorf("%w: _initialize ran past %s and was stopped: %w: %w", ErrInvalidModule, r.cfg.setupTimeout, ErrDeadline, context.DeadlineExceeded)
+			}
+			return nil, fmt.Errorf("%w: _initialize trapped: %w", ErrInvalidModule, err)
+		}
+	}
+	return inst, nil
+}
+
+func (inst *instance) close(ctx context.Context) { inst.wm.Close(ctx) }
+
+// beginCall prepares the per-call state; the caller fills in the rest of
+// inst.call (transaction, caller, claims).
+func (inst *instance) beginCall(reducer string, caller abi.Identity, timestampMicros int64) {
+	inst.call.Reducer = reducer
+	inst.call.Caller = caller
+	inst.call.Timestamp = timestampMicros
+	inst.callNanos = timestampMicros * 1000
+	inst.monoAtCall = inst.mono
+	inst.seeded = false
+}
+
+func (inst *instance) endCall() {
+	inst.stdout.flush()
+	inst.stderr.flush()
+	inst.call.End()
+}
+
+func (inst *instance) nanotime() int64 {
+	inst.mono += 1000
+	return inst.mono
+}
+
+func (inst *instance) walltime() (sec int64, nsec int32) {
+	ns := inst.callNanos + (inst.nanotime() - inst.monoAtCall)
+	return ns / 1e9, int32(ns % 1e9)
+}
+
+// seedRand derives the call's random stream from its inputs: a reducer's
+// randomness is a function of its timestamp, caller, connection and name.
+// It is not secret from someone who knows those; modules must not mint
+// secrets from it.
+func (inst *instance) seedRand() {
+	h := sha256.New()
+	var b [8]byte
+	h.Write([]byte("spacetime/rand/v1\x00"))
+	binary.LittleEndian.PutUint64(b[:], uint64(inst.call.Timestamp))
+	h.Write(b[:])
+	h.Write(inst.call.Caller[:])
+	h.Write(inst.call.Conn[:])
+	h.Write([]byte(inst.call.Reducer))
+	var seed [32]byte
+	h.Sum(seed[:0])
+	inst.rng.Seed(seed)
+	inst.seeded = true
+}
+
+type randReader struct{ inst *instance }
+
+func (r randReader) Read(p []byte) (int, error) {
+	if !r.inst.seeded {
+		r.inst.seedRand()
+	}
+	return r.inst.rng.Read(p)
+}
+
+// lineWriter sends the guest's stdout or stderr to the module log, a line at
+// a time, charged to the call's log budget.
+type lineWriter struct {
+	inst  *instance
+	level uint32
+	buf   []byte
+}
+
+const maxLogLine = 8 << 10
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			w.buf = append(w.buf, p...)
+			if len(w.buf) >= maxLogLine {
+				w.flush()
+			}
+			break
+		}
+		w.buf = append(w.buf, p[:i]...)
+		w.flush()
+		p = p[i+1:]
+	}
+	// The guest is never told its output was dropped: a write error would
+	// only make it panic.
+	return n, nil
+}
+
+func (w *lineWriter) flush() {
+	if len(w.buf) == 0 {
+		return
+	}
+	c := &w.inst.call
+	line := w.buf
+	w.buf = w.buf[:0]
+	if c.Log == nil || c.LogBytesLeft() < len(line) {
+		return
+	}
+	c.ChargeLog(len(line))
+	c.Log.ModuleLog(w.level, c.Reducer, c.Caller, string(bytes.ToValidUTF8(line, []byte("\uFFFD"))))
+}
+
+// describe calls __describe_module__ and returns what it wrote.
+func (inst *instance) describe(ctx context.Context) ([]byte, error) {
+	r := inst.mod.rt
+	sctx, cancel := context.WithTimeout(ctx, r.cfg.setupTimeout)
+	defer cancel()
+	inst.beginCall(abi.ExportDescribeModule, abi.Identity{}, 0)
+	defer inst.endCall()
+	sink, err := inst.call.NewSink(0)
+	if err != nil {
+		return nil, err
+	}
+	inst.stack[0] = uint64(sink)
+	if err := inst.descFn.CallWithStack(hostfuncs.WithCall(sctx, &inst.call), inst.stack[:]); err != nil {
+		if sctx.Err() != nil {
+			return nil, fmt.Errorf("%w: __describe_module__ ran past %s and was stopped: %w: %w", ErrInvalidModule, r.cfg.setupTimeout, ErrDeadline, context.DeadlineExceeded)
+		}
+		return nil, fmt.Errorf("%w: __describe_module__ trapped: %w", ErrInvalidModule, err)
+	}
+	out := inst.call.SinkBytes(sink)
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: %w: __describe_module__ wrote nothing to its sink; the module must describe its tables and reducers", ErrInvalidModule, ErrInvalidModuleDef)
+	}
+	return out, nil
+}
+
+// isExit reports whether err is the guest exiting or being closed (deadline,
+// cancel, proc_exit) rather than a fault.
+func isExit(err error) (*sys.ExitError, bool) {
+	var ee *sys.ExitError
+	ok := errors.As(err, &ee)
+	return ee, ok
+}

@@ -1,0 +1,5 @@
+(module
+  (import "wasi_snapshot_preview1" "path_open" (func (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "__describe_module__") (param i32))
+  (func (export "__call_reducer__") (param i32 i64 i64 i64 i64 i64 i64 i64 i32 i32 i32) (result i32) (i32.const 0)))

@@ -1,0 +1,5 @@
+(module
+  (import "spacetime_v1" "console_log" (func (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "__describe_module__") (param i32))
+  (func (export "__call_reducer__") (param i32 i64 i64 i64 i64 i64 i64 i64 i32 i32 i32) (result i32) (i32.const 0)))
