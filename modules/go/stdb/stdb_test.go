@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/spacetime-go/spacetime/abi"
-	"github.com/spacetime-go/spacetime/modules/internal/guesttest"
+	"github.com/spacetime-go/spacetime/modules/guesttest"
 	"github.com/spacetime-go/spacetime/modules/schema"
 )
 
