@@ -238,7 +238,7 @@ func TestParseJWKS(t *testing.T) {
 		jwkOf(t, &k.rsa.PublicKey, "r", "RS256"),
 		jwkOf(t, &k.ec384.PublicKey, "e", ""),
 		jwkOf(t, k.ed.Public(), "d", "EdDSA"),
-		map[string]any{"kty": "oct", "k": "c2VjcmV0", "kid": "hmac"},                  // symmetric: never from a JWKS
+		map[string]any{"kty": "oct", "k": "c2VjcmV0", "kid": "hmac"},                       // symmetric: never from a JWKS
 		map[string]any{"kty": "RSA", "use": "enc", "n": "AQAB", "e": "AQAB", "kid": "enc"}, // encryption key
 		map[string]any{"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA", "kid": "bad-point"},
 		map[string]any{"kty": "OKP", "crv": "X25519", "x": "AAAA", "kid": "x"},
