@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"testing"
 
 	"github.com/spacetime-go/spacetime/abi"
@@ -49,6 +50,7 @@ func key(t testing.TB, vals ...abi.Value) []byte {
 
 func openStore(t testing.TB, dir string, opts ...Option) *Store {
 	t.Helper()
+	opts = append([]Option{WithLogger(slog.New(slog.DiscardHandler))}, opts...)
 	s, err := Open(context.Background(), dir, opts...)
 	if err != nil {
 		t.Fatal(err)
