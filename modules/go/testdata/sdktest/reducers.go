@@ -215,13 +215,14 @@ func recurse(n uint64) uint64 {
 
 var hold [][]byte
 
-// Alloc allocates and keeps mib MiB, to reach the host's memory limit.
+// Alloc allocates and keeps mib MiB in one piece, to reach the host's
+// memory limit at once: the Go runtime then aborts with "out of memory",
+// which traps. (Many small allocations would make the runtime collect
+// garbage again and again near the limit, which takes seconds.)
 func Alloc(ctx *stdb.ReducerContext, mib uint32) (uint32, error) {
-	for range mib {
-		b := make([]byte, 1<<20)
-		b[len(b)-1] = 1
-		hold = append(hold, b)
-	}
+	b := make([]byte, int(mib)<<20)
+	b[len(b)-1] = 1
+	hold = append(hold, b)
 	return uint32(len(hold)), nil
 }
 
