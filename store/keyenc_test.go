@@ -17,7 +17,7 @@ func genType(depth int) *rapid.Generator[abi.Type] {
 		}
 		k := rapid.SampledFrom(kinds).Draw(t, "kind")
 		if k == abi.KindOption || k == abi.KindVec {
-			e := genType(depth - 1).Draw(t, "elem")
+			e := genType(depth-1).Draw(t, "elem")
 			return abi.Type{Kind: k, Elem: &e}
 		}
 		return abi.Type{Kind: k}
