@@ -98,3 +98,11 @@ func bsatnString(s string) []byte {
 }
 
 var _ = bytes.Equal
+
+type storeTableID = store.TableID
+
+func (v *version) idleInstances() []*instance {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return append([]*instance(nil), v.idle...)
+}

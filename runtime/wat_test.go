@@ -293,9 +293,9 @@ func TestIdenticalBytesCompileOnce(t *testing.T) {
 	}
 }
 
-func TestInitFailureDropsDatabase(t *testing.T) {
-	// The WAT guest's init succeeds; CreateDatabase on an existing name fails
-	// without touching the existing database.
+func TestCreateExistingDatabaseRefused(t *testing.T) {
+	// CreateDatabase on an existing name fails
+	// without touching the existing database or running init again.
 	db, st := newWATDatabase(t)
 	_, err := db.rt.CreateDatabase(context.Background(), st, "wat", db.Module())
 	if err == nil {
