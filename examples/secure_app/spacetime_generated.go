@@ -147,11 +147,9 @@ func (h postTableHandle) Insert(row Post) (Post, error) {
 	if err := h.table.Insert(w.Bytes()); err != nil {
 		return row, err
 	}
-	var out Post
-	if err := stdb.DecodeInto(w.Bytes(), decodePost, &out); err != nil {
-		return row, err
-	}
-	return out, nil
+	b := w.Bytes()
+	row.PostID = abi.NewReader(b[0:]).ReadU64()
+	return row, nil
 }
 
 // Count returns the number of rows in Post.

@@ -333,11 +333,7 @@ func (g *goGen) table(t *abi.TableDef) error {
 	g.p("return row, err")
 	g.p("}")
 	if hasAutoInc {
-		g.p("var out %s", typ)
-		g.p("if err := stdb.DecodeInto(w.Bytes(), %s, &out); err != nil {", decodeFn)
-		g.p("return row, err")
-		g.p("}")
-		g.p("return out, nil")
+		g.autoIncReadBack(t, typ, decodeFn)
 	} else {
 		g.p("return row, nil")
 	}
@@ -356,6 +352,48 @@ func (g *goGen) table(t *abi.TableDef) error {
 		g.indexMethods(t, typ, handleType, decodeFn, ix)
 	}
 	return nil
+}
+
+// autoIncReadBack writes the end of Insert for a table with auto-increment
+// columns: the host wrote their values into the encoded row. When every
+// column before an auto-increment column has a fixed size (the usual "id
+// first" layout), its value is read at a known offset; otherwise the whole
+// row is decoded again, which costs an allocation per string.
+func (g *goGen) autoIncReadBack(t *abi.TableDef, typ, decodeFn string) {
+	type at struct {
+		field string
+		kind  abi.Kind
+		off   int
+	}
+	var reads []at
+	off := 0
+	for _, c := range t.Columns {
+		if c.AutoInc {
+			reads = append(reads, at{exported(c.Name), c.Type.Kind, off})
+		}
+		n := c.Type.Kind.FixedSize()
+		if n == 0 || c.Type.Kind == abi.KindOption || c.Type.Kind == abi.KindVec {
+			off = -1 << 30
+		}
+		off += n
+	}
+	fixed := true
+	for _, r := range reads {
+		fixed = fixed && r.off >= 0
+	}
+	if !fixed {
+		g.p("var out %s", typ)
+		g.p("if err := stdb.DecodeInto(w.Bytes(), %s, &out); err != nil {", decodeFn)
+		g.p("return row, err")
+		g.p("}")
+		g.p("return out, nil")
+		return
+	}
+	g.p("b := w.Bytes()")
+	for _, r := range reads {
+		g.p("row.%s = abi.NewReader(b[%d:]).%s()", r.field, r.off, readFn[r.kind])
+	}
+	g.p("return row, nil")
 }
 
 func (g *goGen) indexMethods(t *abi.TableDef, typ, handleType, decodeFn string, ix indexInfo) {

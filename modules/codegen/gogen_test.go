@@ -151,3 +151,19 @@ func TestGenerateDir(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+func BenchmarkGenerateGo(b *testing.B) {
+	for _, name := range []string{"tutorial", "full"} {
+		def, err := schema.ParseFile(filepath.Join("testdata", name, schema.FileName))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := GenerateGo(def); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -79,6 +79,11 @@ type Host struct {
 	next    uint32
 	// Logs holds the console_log lines, as "LEVEL message".
 	Logs []string
+	// AcceptInserts makes table_id_from_name know every table and row_insert
+	// accept (and drop) every row, to measure the SDK's insert path alone.
+	AcceptInserts bool
+	// Inserts counts the rows row_insert accepted.
+	Inserts int
 }
 
 // New compiles wasm with wazero's default (compiling) runtime, instantiates it
@@ -167,6 +172,20 @@ func (h *Host) hostFunc(name string) api.GoModuleFunc {
 				return
 			}
 			h.Logs = append(h.Logs, fmt.Sprintf("%d %s", uint32(st[0]), b))
+			ret(abi.ErrnoOK)
+		case "table_id_from_name":
+			if !h.AcceptInserts {
+				ret(abi.ErrnoNoSuchTable)
+				return
+			}
+			mem.WriteUint32Le(uint32(st[2]), 0)
+			ret(abi.ErrnoOK)
+		case "row_insert":
+			if !h.AcceptInserts {
+				ret(abi.ErrnoNoSuchTable)
+				return
+			}
+			h.Inserts++
 			ret(abi.ErrnoOK)
 		case "identity_from_claims":
 			ret(abi.ErrnoNotInReducer)

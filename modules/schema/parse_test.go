@@ -265,3 +265,16 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkParseTutorial(b *testing.B) {
+	src, err := os.ReadFile(filepath.Join("testdata", "tutorial.spacetimedb"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(src)))
+	for b.Loop() {
+		if _, err := Parse("tutorial.spacetimedb", src); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -120,3 +120,44 @@ func TestReducerCalls(t *testing.T) {
 		t.Errorf("unknown reducer id: %d %q", res, msg)
 	}
 }
+
+// BenchmarkCall measures a reducer call through the SDK under the minimal
+// test host: the export call, argument reading and decoding, dispatch, and
+// for insert_item the row encoding, row_insert and the auto-increment
+// read-back. The real host's table work comes on top (runtime benchmarks).
+func BenchmarkCall(b *testing.B) {
+	wasm := guesttest.Build(b, sdktestDir)
+	def, err := schema.ParseDir(sdktestDir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := guesttest.New(b, wasm)
+	h.AcceptInserts = true
+	var w abi.Writer
+	w.WriteString("a name of some length")
+	w.WriteI32(42)
+	w.WriteSome()
+	w.WriteString("a note")
+	w.WriteLen(2)
+	w.WriteString("tag1")
+	w.WriteString("tag2")
+	insertArgs := w.Bytes()
+	for _, bc := range []struct {
+		reducer string
+		args    []byte
+	}{
+		{"noop", nil},
+		{"whoami", nil},
+		{"insert_item", insertArgs},
+	} {
+		_, id, _ := def.Reducer(bc.reducer)
+		b.Run(bc.reducer, func(b *testing.B) {
+			for b.Loop() {
+				res, _, msg, err := h.Call(id, abi.Identity{1}, 1, bc.args)
+				if err != nil || res != abi.CallCommitted {
+					b.Fatalf("%d %q %v", res, msg, err)
+				}
+			}
+		})
+	}
+}

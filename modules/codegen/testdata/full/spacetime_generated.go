@@ -176,11 +176,9 @@ func (h playerTableHandle) Insert(row Player) (Player, error) {
 	if err := h.table.Insert(w.Bytes()); err != nil {
 		return row, err
 	}
-	var out Player
-	if err := stdb.DecodeInto(w.Bytes(), decodePlayer, &out); err != nil {
-		return row, err
-	}
-	return out, nil
+	b := w.Bytes()
+	row.ID = abi.NewReader(b[0:]).ReadU64()
+	return row, nil
 }
 
 // Count returns the number of rows in Player.
@@ -359,6 +357,57 @@ func (h emptyTableHandle) Count() uint64 { return h.table.Count() }
 // Iter yields every row of Empty.
 func (h emptyTableHandle) Iter() iter.Seq[Empty] {
 	return stdb.Seq(h.table.Scan, decodeEmpty)
+}
+
+// Ticket is a row of table Ticket.
+type Ticket struct {
+	Label string `json:"label"`
+	Seq   uint32 `json:"seq"` // auto-increment: insert 0 to get the next value
+}
+
+// EncodeBSATN appends the row's BSATN to w.
+func (v *Ticket) EncodeBSATN(w *abi.Writer) {
+	w.WriteString(v.Label)
+	w.WriteU32(v.Seq)
+}
+
+// DecodeBSATN reads the row from r; check r.Err() afterwards.
+func (v *Ticket) DecodeBSATN(r *abi.Reader) {
+	v.Label = r.ReadString()
+	v.Seq = r.ReadU32()
+}
+
+func decodeTicket(r *abi.Reader, v *Ticket) { v.DecodeBSATN(r) }
+
+type ticketTableHandle struct {
+	table *stdb.Table
+}
+
+// TicketTable reads and writes table Ticket.
+var TicketTable = ticketTableHandle{
+	table: stdb.NewTable("Ticket", ""),
+}
+
+// Insert inserts row and returns it as stored, with its auto-increment values filled in.
+func (h ticketTableHandle) Insert(row Ticket) (Ticket, error) {
+	w := stdb.Scratch()
+	row.EncodeBSATN(w)
+	if err := h.table.Insert(w.Bytes()); err != nil {
+		return row, err
+	}
+	var out Ticket
+	if err := stdb.DecodeInto(w.Bytes(), decodeTicket, &out); err != nil {
+		return row, err
+	}
+	return out, nil
+}
+
+// Count returns the number of rows in Ticket.
+func (h ticketTableHandle) Count() uint64 { return h.table.Count() }
+
+// Iter yields every row of Ticket.
+func (h ticketTableHandle) Iter() iter.Seq[Ticket] {
+	return stdb.Seq(h.table.Scan, decodeTicket)
 }
 
 // The reducers the module must define, one Go function each. A missing
@@ -589,6 +638,20 @@ const moduleDef = `{
           "type": "u8"
         }
       ]
+    },
+    {
+      "name": "Ticket",
+      "columns": [
+        {
+          "name": "label",
+          "type": "String"
+        },
+        {
+          "name": "seq",
+          "type": "u32",
+          "autoinc": true
+        }
+      ]
     }
   ],
   "reducers": [
@@ -651,7 +714,7 @@ const moduleDef = `{
       "to": "public",
       "pos": {
         "file": "schema.spacetimedb",
-        "line": 35,
+        "line": 36,
         "column": 1
       }
     }

@@ -93,11 +93,9 @@ func (h itemTableHandle) Insert(row Item) (Item, error) {
 	if err := h.table.Insert(w.Bytes()); err != nil {
 		return row, err
 	}
-	var out Item
-	if err := stdb.DecodeInto(w.Bytes(), decodeItem, &out); err != nil {
-		return row, err
-	}
-	return out, nil
+	b := w.Bytes()
+	row.ID = abi.NewReader(b[0:]).ReadU64()
+	return row, nil
 }
 
 // Count returns the number of rows in Item.
