@@ -22,10 +22,11 @@ type module struct {
 // is per instance and needs no locking. Buffers live here to be reused across
 // calls: allocation churn is the main cost of a Go guest.
 var (
-	theModule module
-	callCtx   ReducerContext
-	argsBuf   []byte
-	retWriter abi.Writer
+	theModule  module
+	callCtx    ReducerContext
+	argsBuf    []byte
+	argsReader abi.Reader
+	retWriter  abi.Writer
 )
 
 // RegisterModule installs the module's description (ModuleDef JSON) and its
@@ -57,8 +58,8 @@ func dispatch(id uint32, caller abi.Identity, conn abi.ConnectionID, ts int64, a
 	}
 	callCtx = ReducerContext{Caller: caller, ConnectionID: conn, Timestamp: Timestamp(ts)}
 	retWriter.Reset()
-	r := abi.NewReader(args)
-	if err := theModule.reducers[id](&callCtx, r, &retWriter); err != nil {
+	argsReader = *abi.NewReader(args) // a package variable: a fresh Reader would escape to the heap on every call
+	if err := theModule.reducers[id](&callCtx, &argsReader, &retWriter); err != nil {
 		fail(errSink, err.Error())
 		return abi.CallFailed
 	}
