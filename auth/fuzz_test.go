@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto"
 	"crypto/ed25519"
+	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +80,47 @@ func FuzzVerify(f *testing.F) {
 			if _, ok := err.(*TokenError); !ok {
 				t.Fatalf("error %T is not a *TokenError: %v", err, err)
 			}
+		}
+	})
+}
+
+// refTopLevelKeys walks an object with json.Decoder: the slow, obviously
+// right way, to check the scanner against.
+func refTopLevelKeys(b []byte) ([]string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, false
+	}
+	var keys []string
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, false
+		}
+		keys = append(keys, t.(string))
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil, false
+		}
+	}
+	return keys, true
+}
+
+// FuzzTopLevelKeys: on every valid JSON object the scanner finds the same
+// keys as encoding/json, and on any input it never panics.
+func FuzzTopLevelKeys(f *testing.F) {
+	for _, s := range []string{`{}`, `{"a":1}`, `{"a":{"b":[1,"}",{"c":"\""}]},"\u0073ub":"x" , "d" : null}`,
+		`{"a":"\\"}`, `[1]`, `{"a":1,}`, `{"iss":"x","iss":"y"}`, ` { "k" : [ [ ] ] } `} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, ok := topLevelKeys(b)
+		if !json.Valid(b) {
+			return // callers only pass payloads encoding/json accepted
+		}
+		want, wantOK := refTopLevelKeys(b)
+		if ok != wantOK || !slices.Equal(got, want) {
+			t.Fatalf("topLevelKeys(%q) = %q, %v; encoding/json: %q, %v", b, got, ok, want, wantOK)
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -143,6 +145,9 @@ func (v *Verifier) VerifyToken(ctx context.Context, token string) (*Claims, erro
 	if err != nil {
 		return nil, ti.mapError(err, p)
 	}
+	if err := checkClaimKeys(p.payload); err != nil {
+		return nil, err
+	}
 	if rc.Subject == "" {
 		return nil, refuse(ErrMissingSubject, "token has no \"sub\" claim: the identity is derived from iss and sub, so sub is required")
 	}
@@ -250,7 +255,7 @@ type peeked struct {
 	header  tokenHeader
 	iss     string
 	payload []byte
-	fields  map[string]json.RawMessage
+	fields  map[string]json.RawMessage // decoded lazily, for error messages only
 }
 
 type tokenHeader struct {
@@ -260,14 +265,27 @@ type tokenHeader struct {
 	Crit json.RawMessage `json:"crit"`
 }
 
+// claim returns one raw claim. The full map is decoded only on this
+// (refusal) path, keeping the accepting path to one small struct decode.
+func (p *peeked) claim(name string) (json.RawMessage, bool) {
+	if p.fields == nil {
+		if err := json.Unmarshal(p.payload, &p.fields); err != nil {
+			return nil, false
+		}
+	}
+	v, ok := p.fields[name]
+	return v, ok
+}
+
 func (p *peeked) has(claim string) bool {
-	v, ok := p.fields[claim]
+	v, ok := p.claim(claim)
 	return ok && string(v) != "null"
 }
 
 func (p *peeked) timeClaim(claim string) string {
 	var n json.Number
-	if err := json.Unmarshal(p.fields[claim], &n); err != nil {
+	raw, _ := p.claim(claim)
+	if err := json.Unmarshal(raw, &n); err != nil {
 		return "(unreadable)"
 	}
 	f, err := n.Float64()
@@ -317,15 +335,166 @@ func preParse(token string, maxSize int) (*peeked, error) {
 	if err != nil {
 		return nil, refuseCause(ErrMalformedToken, err, "token payload is not base64url: %v", err)
 	}
-	if err := json.Unmarshal(p.payload, &p.fields); err != nil || p.fields == nil {
+	// Only iss is read here; a pointer tells "absent" from "not a string",
+	// and a non-object payload fails to decode into the struct.
+	var peek struct {
+		Iss *json.RawMessage `json:"iss"`
+	}
+	if err := json.Unmarshal(p.payload, &peek); err != nil || bytes.Equal(bytes.TrimSpace(p.payload), []byte("null")) {
 		return nil, refuseCause(ErrMalformedToken, err, "token payload is not a JSON object")
 	}
-	raw, ok := p.fields["iss"]
-	if !ok {
+	if peek.Iss == nil || string(*peek.Iss) == "null" {
 		return nil, refuse(ErrUnknownIssuer, "token has no \"iss\" claim: the issuer is needed to choose its keys")
 	}
-	if err := json.Unmarshal(raw, &p.iss); err != nil {
+	if err := json.Unmarshal(*peek.Iss, &p.iss); err != nil {
 		return nil, refuseCause(ErrMalformedToken, err, "token \"iss\" is not a string")
 	}
 	return p, nil
+}
+
+// registeredClaims are the names the host interprets.
+var registeredClaims = []string{"iss", "sub", "aud", "exp", "nbf", "iat"}
+
+// checkClaimKeys refuses payloads that two JSON readers could read
+// differently: a duplicate top-level key (encoding/json keeps the last, other
+// parsers the first) or a key that differs from a registered claim only in
+// case (encoding/json matches struct fields case-insensitively). Without it,
+// {"sub":"alice","SUB":"bob"} would give the host bob while a module reading
+// the claims JSON with a map sees alice.
+func checkClaimKeys(payload []byte) error {
+	keys, ok := topLevelKeys(payload)
+	if !ok {
+		return refuse(ErrMalformedToken, "token payload is not a valid JSON object")
+	}
+	for i, key := range keys {
+		for _, prev := range keys[:i] {
+			if key == prev {
+				return refuse(ErrInvalidClaim, "token payload has the claim %q twice", truncate(key, 64))
+			}
+		}
+		for _, r := range registeredClaims {
+			if key != r && len(key) == len(r) && strings.EqualFold(key, r) {
+				return refuse(ErrInvalidClaim, "token payload has a claim %q that differs from %q only in case", truncate(key, 64), r)
+			}
+		}
+	}
+	return nil
+}
+
+// topLevelKeys lists the keys of a JSON object without decoding its values:
+// a small scanner, because a json.Decoder token walk tripled the allocations
+// of a whole verification. Keys are compared as encoding/json reads them.
+func topLevelKeys(b []byte) ([]string, bool) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil, false
+	}
+	keys := make([]string, 0, 8)
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return keys, true
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return nil, false
+		}
+		end, escaped := scanString(b, i)
+		if end < 0 {
+			return nil, false
+		}
+		var key string
+		// encoding/json unescapes and replaces invalid UTF-8 with U+FFFD;
+		// compare keys as it reads them.
+		if escaped || !utf8.Valid(b[i+1:end-1]) {
+			if json.Unmarshal(b[i:end], &key) != nil {
+				return nil, false
+			}
+		} else {
+			key = string(b[i+1 : end-1])
+		}
+		keys = append(keys, key)
+		i = skipSpace(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return nil, false
+		}
+		i = skipValue(b, skipSpace(b, i+1))
+		if i < 0 {
+			return nil, false
+		}
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return nil, false
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case '}':
+			return keys, true
+		default:
+			return nil, false
+		}
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// scanString returns the index just past the string starting at b[i] == '"'
+// (or -1), and whether it contains escapes.
+func scanString(b []byte, i int) (int, bool) {
+	escaped := false
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			escaped = true
+			j++
+		case '"':
+			return j + 1, escaped
+		}
+	}
+	return -1, escaped
+}
+
+// skipValue returns the index just past the JSON value at b[i] (or -1). The
+// payload has already been validated by encoding/json; this only has to find
+// the value's end, tracking strings and nesting.
+func skipValue(b []byte, i int) int {
+	depth := 0
+	for i < len(b) {
+		switch c := b[i]; c {
+		case '"':
+			end, _ := scanString(b, i)
+			if end < 0 {
+				return -1
+			}
+			i = end
+			if depth == 0 {
+				return i
+			}
+			continue
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return i
+			}
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		case ',':
+			if depth == 0 {
+				return i
+			}
+		}
+		i++
+	}
+	if depth == 0 {
+		return i
+	}
+	return -1
 }

@@ -2,8 +2,10 @@ package auth
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -175,6 +177,8 @@ func TestVerifyRefuses(t *testing.T) {
 		{"empty sub", sign(t, "ES256", k.ec, "", claims(issEC, "sub", "")), ErrMissingSubject, "sub"},
 		{"sub over 128 bytes", sign(t, "ES256", k.ec, "", claims(issEC, "sub", strings.Repeat("s", 129))), ErrInvalidClaim, "128"},
 		{"unknown kid in a JWKS file", sign(t, "ES256", k.ec, "nope", claims(issJWKSF)), ErrUnknownKey, "nope"},
+		{"duplicate sub", signRawPayload(t, k, `{"iss":"`+issEC+`","sub":"alice","sub":"bob","exp":`+expStr+`}`), ErrInvalidClaim, "twice"},
+		{"SUB beside sub", signRawPayload(t, k, `{"iss":"`+issEC+`","sub":"alice","SUB":"bob","exp":`+expStr+`}`), ErrInvalidClaim, "only in case"},
 		{"two parts", "abc.def", ErrMalformedToken, "3"},
 		{"JWE shape", "a.b.c.d.e", ErrMalformedToken, "JWE"},
 		{"empty", "", ErrMalformedToken, "empty"},
@@ -275,4 +279,19 @@ func mustJSON(v any) []byte {
 		panic(err)
 	}
 	return b
+}
+
+var expStr = strconv.FormatInt(testNow.Add(time.Hour).Unix(), 10)
+
+// signRawPayload signs a literal payload (for JSON no encoder would produce)
+// with the test EC key.
+func signRawPayload(t *testing.T, k testKeys, payload string) string {
+	t.Helper()
+	enc := base64.RawURLEncoding.EncodeToString
+	signing := enc([]byte(`{"alg":"ES256","typ":"JWT"}`)) + "." + enc([]byte(payload))
+	sig, err := jwt.SigningMethodES256.Sign(signing, k.ec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signing + "." + enc(sig)
 }
