@@ -1,0 +1,520 @@
+package subscription
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+
+	"github.com/spacetime-go/spacetime/abi"
+	"github.com/spacetime-go/spacetime/query"
+	"github.com/spacetime-go/spacetime/store"
+)
+
+// Sentinel errors; every error the engine returns that a caller may want to
+// tell apart wraps one of these (test with errors.Is). Query syntax and
+// schema errors wrap the query package's sentinels.
+var (
+	// ErrPrivateTable: the connection may not read the table.
+	ErrPrivateTable = errors.New("table is private")
+	// ErrUnsupported: the query is valid but cannot be used this way (a
+	// projection or COUNT as a subscription, a subquery in a subscription).
+	ErrUnsupported = errors.New("query not supported here")
+	// ErrLimit: a configured limit was reached; the message names it.
+	ErrLimit = errors.New("subscription limit reached")
+	// ErrUnknownConnection: the connection is not connected (or was
+	// disconnected while the call ran).
+	ErrUnknownConnection = errors.New("unknown connection")
+	// ErrNoSuchQuerySet: Unsubscribe of a query set that does not exist.
+	ErrNoSuchQuerySet = errors.New("no such query set")
+	// ErrClosed: the engine is closed.
+	ErrClosed = errors.New("subscription engine closed")
+)
+
+// TransactionUpdate is what one committed transaction changed in the query
+// sets of one connection. It is never empty.
+type TransactionUpdate struct {
+	Offset    uint64
+	QuerySets []QuerySetUpdate
+}
+
+// QuerySetUpdate is one query set's share of a transaction: per table, the
+// rows that entered and left the set's view. A row matching several queries
+// of the set appears once.
+type QuerySetUpdate struct {
+	QuerySetID uint32
+	Tables     []TableUpdate
+}
+
+// TableUpdate lists rows as JSON objects keyed by column name. The messages
+// are shared between subscribers and must not be modified.
+type TableUpdate struct {
+	Table   string
+	Inserts []json.RawMessage
+	Deletes []json.RawMessage
+}
+
+// SubscribeApplied holds a query set's rows as of Offset; every later
+// TransactionUpdate for the set has a greater offset.
+type SubscribeApplied struct {
+	QuerySetID uint32
+	Offset     uint64
+	Tables     []TableRows
+}
+
+// TableRows are the rows of one table, as JSON objects keyed by column name
+// (or by the selected columns; COUNT(*) gives one row {"count": n}).
+type TableRows struct {
+	Table string
+	Rows  []json.RawMessage
+}
+
+// QueryResult is the answer to a one-off query.
+type QueryResult struct {
+	Tables []TableRows
+}
+
+// Stats counts what the engine holds, for metrics.
+type Stats struct {
+	Connections int
+	QuerySets   int
+	// Subscriptions counts queries across all query sets, as subscribed.
+	Subscriptions int
+	// UniqueQueries counts distinct (query, caller) pairs evaluated.
+	UniqueQueries int
+	// PendingSubscribes counts Subscribe calls computing initial rows.
+	PendingSubscribes int
+	// Offset is the last transaction processed.
+	Offset uint64
+}
+
+// Defaults for the limits.
+const (
+	DefaultMaxQueriesPerSet        = 64
+	DefaultMaxSubscriptionsPerConn = 1024
+	DefaultMaxInitialRows          = 100_000
+	DefaultMaxQueuedUpdates        = 4096
+)
+
+type config struct {
+	maxQueriesPerSet int
+	maxSubsPerConn   int
+	maxInitialRows   int
+	maxQueued        int
+	bruteForce       bool
+	log              *slog.Logger
+	onOverflow       func(abi.ConnectionID)
+}
+
+// Option configures New.
+type Option func(*config)
+
+// WithMaxQueriesPerSet bounds the queries in one Subscribe call.
+func WithMaxQueriesPerSet(n int) Option { return func(c *config) { c.maxQueriesPerSet = n } }
+
+// WithMaxSubscriptionsPerConn bounds the queries one connection holds across
+// all its query sets.
+func WithMaxSubscriptionsPerConn(n int) Option { return func(c *config) { c.maxSubsPerConn = n } }
+
+// WithMaxInitialRows bounds the rows a Subscribe or a one-off query returns.
+func WithMaxInitialRows(n int) Option { return func(c *config) { c.maxInitialRows = n } }
+
+// WithMaxQueuedUpdates bounds the updates waiting in one connection's outbox
+// (in front of its send function). Past it the connection is treated like
+// one whose send returned false: nothing more is delivered to it.
+func WithMaxQueuedUpdates(n int) Option { return func(c *config) { c.maxQueued = n } }
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
+
+// WithOverflowHandler is called (on its own goroutine) when a connection's
+// outbox overflows, so the server can disconnect it.
+func WithOverflowHandler(f func(abi.ConnectionID)) Option {
+	return func(c *config) { c.onOverflow = f }
+}
+
+// WithEqualityIndex turns the equality index on (the default) or off. Off,
+// every changed row is matched against every query on its table: only for
+// measuring and testing the index.
+func WithEqualityIndex(on bool) Option { return func(c *config) { c.bruteForce = !on } }
+
+// Engine is the subscription engine of one database.
+type Engine struct {
+	db     *store.Database
+	def    func() *abi.ModuleDef
+	cfg    config
+	cancel func()
+
+	mu      sync.Mutex
+	closed  bool
+	snap    *store.Snapshot // the state after the last processed commit
+	conns   map[abi.ConnectionID]*conn
+	queries map[string]*uquery
+	tables  map[string]*tableSubs
+	pending map[*pending]struct{}
+	// Scratch for fan-out, used under mu.
+	rowStamp uint64
+	txStamp  uint64
+	touched  []*qset
+	tconns   []*conn
+}
+
+type conn struct {
+	id     abi.ConnectionID
+	caller abi.Identity
+	owner  bool
+	sets   map[uint32]*qset
+	nsubs  int
+	box    *outbox
+	gone   bool
+	// subMu serialises Subscribe, Unsubscribe and SetIdentity of one
+	// connection, which a client issues one after another anyway.
+	subMu sync.Mutex
+
+	cur   *TransactionUpdate // being built, under Engine.mu
+	curTx uint64
+}
+
+type qset struct {
+	conn    *conn
+	id      uint32
+	n       int // queries as subscribed, for limits
+	queries []*uquery
+	stamp   uint64 // last row occurrence it received, to dedupe within the set
+	cur     *QuerySetUpdate
+	curTx   uint64
+}
+
+// uquery is one distinct query with one caller, shared by all its
+// subscribers.
+type uquery struct {
+	key        string
+	canon      string
+	table      string
+	plan       *query.Plan
+	filters    []*query.Plan // the connection's row filters, ANDed (none yet)
+	caller     abi.Identity
+	usesCaller bool
+	subs       map[*qset]struct{}
+	indexed    bool
+	eq         eqKey
+	env        query.Env
+	envTx      uint64
+}
+
+type eqKey struct {
+	col int
+	val string
+}
+
+// tableSubs indexes the live queries on one table.
+type tableSubs struct {
+	scan map[*uquery]struct{}
+	eq   map[eqKey]map[*uquery]struct{}
+	cols map[int]int // indexed column -> number of queries indexed on it
+	list []int       // keys of cols, sorted
+}
+
+func (t *tableSubs) empty() bool { return len(t.scan) == 0 && len(t.eq) == 0 }
+
+// New starts an engine on db. def returns the module's current description
+// (its grants decide what clients may read).
+func New(db *store.Database, def func() *abi.ModuleDef, opts ...Option) *Engine {
+	cfg := config{
+		maxQueriesPerSet: DefaultMaxQueriesPerSet,
+		maxSubsPerConn:   DefaultMaxSubscriptionsPerConn,
+		maxInitialRows:   DefaultMaxInitialRows,
+		maxQueued:        DefaultMaxQueuedUpdates,
+		log:              slog.Default(),
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	e := &Engine{
+		db:      db,
+		def:     def,
+		cfg:     cfg,
+		conns:   map[abi.ConnectionID]*conn{},
+		queries: map[string]*uquery{},
+		tables:  map[string]*tableSubs{},
+		pending: map[*pending]struct{}{},
+	}
+	// Register first, then take the snapshot, both under mu: a commit that
+	// the snapshot already includes is skipped by offset in onCommit, and
+	// onCommit cannot run before the snapshot is set.
+	e.mu.Lock()
+	e.cancel = db.OnCommit(e.onCommit)
+	e.snap = db.Snapshot()
+	e.mu.Unlock()
+	return e
+}
+
+// Connect registers a connection. send is called from the connection's own
+// goroutine, in commit order, never under the engine's lock; it returns
+// false when the client cannot keep up, after which the engine delivers
+// nothing more to that connection (the server disconnects it). Connecting an
+// id that is already connected replaces it.
+func (e *Engine) Connect(id abi.ConnectionID, caller abi.Identity, owner bool, send func(*TransactionUpdate) bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return
+	}
+	if old := e.conns[id]; old != nil {
+		e.dropConnLocked(old)
+	}
+	c := &conn{id: id, caller: caller, owner: owner, sets: map[uint32]*qset{}}
+	c.box = newOutbox(send, e.cfg.maxQueued, func(overflow bool) {
+		if overflow {
+			e.cfg.log.Warn("subscription: client outbox full, no more updates are delivered to it",
+				"connection", id.String(), "limit", e.cfg.maxQueued)
+			if e.cfg.onOverflow != nil {
+				e.cfg.onOverflow(id)
+			}
+		} else {
+			e.cfg.log.Info("subscription: client queue full, no more updates are delivered to it", "connection", id.String())
+		}
+	})
+	e.conns[id] = c
+	go c.box.run()
+}
+
+// Disconnect drops the connection and all its query sets.
+func (e *Engine) Disconnect(id abi.ConnectionID) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c := e.conns[id]; c != nil {
+		e.dropConnLocked(c)
+	}
+}
+
+func (e *Engine) dropConnLocked(c *conn) {
+	c.gone = true
+	for _, s := range c.sets {
+		e.removeSetLocked(s)
+	}
+	delete(e.conns, c.id)
+	c.box.close()
+}
+
+// Unsubscribe removes a query set; no update for it is sent afterwards.
+func (e *Engine) Unsubscribe(id abi.ConnectionID, querySetID uint32) error {
+	c, err := e.conn(id)
+	if err != nil {
+		return err
+	}
+	c.subMu.Lock()
+	defer c.subMu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c.gone {
+		return fmt.Errorf("%w: the connection closed", ErrUnknownConnection)
+	}
+	s := c.sets[querySetID]
+	if s == nil {
+		return fmt.Errorf("%w: query set %d is not subscribed on this connection", ErrNoSuchQuerySet, querySetID)
+	}
+	e.removeSetLocked(s)
+	return nil
+}
+
+// Stats counts connections, subscriptions and distinct queries.
+func (e *Engine) Stats() Stats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st := Stats{Connections: len(e.conns), UniqueQueries: len(e.queries), PendingSubscribes: len(e.pending), Offset: e.snap.Offset()}
+	for _, c := range e.conns {
+		st.QuerySets += len(c.sets)
+		st.Subscriptions += c.nsubs
+	}
+	return st
+}
+
+// Close stops the engine: no more updates are delivered and every call
+// fails with ErrClosed.
+func (e *Engine) Close() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return
+	}
+	e.closed = true
+	e.cancel()
+	for _, c := range e.conns {
+		e.dropConnLocked(c)
+	}
+	for p := range e.pending {
+		p.buf = nil
+	}
+}
+
+func (e *Engine) conn(id abi.ConnectionID) (*conn, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, ErrClosed
+	}
+	c := e.conns[id]
+	if c == nil {
+		return nil, fmt.Errorf("%w: %s is not connected; connect before subscribing or querying", ErrUnknownConnection, id)
+	}
+	return c, nil
+}
+
+// installSetLocked makes a query set live, replacing one with the same id.
+func (e *Engine) installSetLocked(c *conn, id uint32, cqs []*compiled, n int) *qset {
+	if old := c.sets[id]; old != nil {
+		e.removeSetLocked(old)
+	}
+	s := &qset{conn: c, id: id, n: n}
+	for _, cq := range cqs {
+		uq := e.queries[cq.key]
+		if uq == nil {
+			uq = &uquery{key: cq.key, canon: cq.canon, table: cq.plan.Table.Name, plan: cq.plan, filters: cq.filters,
+				caller: cq.caller, usesCaller: cq.usesCaller, subs: map[*qset]struct{}{}}
+			e.queries[cq.key] = uq
+			e.indexLocked(uq)
+		}
+		if _, dup := uq.subs[s]; dup {
+			continue
+		}
+		uq.subs[s] = struct{}{}
+		s.queries = append(s.queries, uq)
+	}
+	c.sets[id] = s
+	c.nsubs += n
+	return s
+}
+
+func (e *Engine) removeSetLocked(s *qset) {
+	for _, uq := range s.queries {
+		delete(uq.subs, s)
+		if len(uq.subs) == 0 {
+			e.unindexLocked(uq)
+			delete(e.queries, uq.key)
+		}
+	}
+	c := s.conn
+	if c.sets[s.id] == s {
+		delete(c.sets, s.id)
+		c.nsubs -= s.n
+	}
+}
+
+func (e *Engine) indexLocked(uq *uquery) {
+	ts := e.tables[uq.table]
+	if ts == nil {
+		ts = &tableSubs{scan: map[*uquery]struct{}{}, eq: map[eqKey]map[*uquery]struct{}{}, cols: map[int]int{}}
+		e.tables[uq.table] = ts
+	}
+	if !e.cfg.bruteForce {
+		if k, ok := equalityKey(uq.plan, uq.caller); ok {
+			uq.indexed, uq.eq = true, k
+			m := ts.eq[k]
+			if m == nil {
+				m = map[*uquery]struct{}{}
+				ts.eq[k] = m
+			}
+			m[uq] = struct{}{}
+			if ts.cols[k.col]++; ts.cols[k.col] == 1 {
+				ts.rebuildList()
+			}
+			return
+		}
+	}
+	ts.scan[uq] = struct{}{}
+}
+
+func (e *Engine) unindexLocked(uq *uquery) {
+	ts := e.tables[uq.table]
+	if ts == nil {
+		return
+	}
+	if uq.indexed {
+		if m := ts.eq[uq.eq]; m != nil {
+			delete(m, uq)
+			if len(m) == 0 {
+				delete(ts.eq, uq.eq)
+			}
+		}
+		if ts.cols[uq.eq.col]--; ts.cols[uq.eq.col] <= 0 {
+			delete(ts.cols, uq.eq.col)
+			ts.rebuildList()
+		}
+	} else {
+		delete(ts.scan, uq)
+	}
+	if ts.empty() {
+		delete(e.tables, uq.table)
+	}
+}
+
+func (t *tableSubs) rebuildList() {
+	t.list = t.list[:0]
+	for c := range t.cols {
+		t.list = append(t.list, c)
+	}
+	sort.Ints(t.list)
+}
+
+// equalityKey picks the equality a query is indexed by: the first top-level
+// `col = literal` or `col = :caller` on a column whose values key exactly.
+func equalityKey(p *query.Plan, caller abi.Identity) (eqKey, bool) {
+	for _, eq := range p.Equalities() {
+		v := eq.Value
+		if eq.Caller {
+			v = abi.IdentityValue(caller)
+		}
+		if k, ok := valueKey(v); ok {
+			return eqKey{col: eq.Column, val: k}, true
+		}
+	}
+	return eqKey{}, false
+}
+
+// valueKey is an exact key for scalar values: two values compare equal
+// (abi.Compare == 0) if and only if their keys are equal. Options and
+// arrays are left to the scan list.
+func valueKey(v abi.Value) (string, bool) {
+	switch v.Kind {
+	case abi.KindOption, abi.KindVec, abi.KindInvalid:
+		return "", false
+	case abi.KindString, abi.KindBytes, abi.KindIdentity:
+		return string(rune(v.Kind)) + v.Str, true
+	}
+	var b [9]byte
+	b[0] = byte(v.Kind)
+	for i := 0; i < 8; i++ {
+		b[1+i] = byte(v.Bits >> (8 * i))
+	}
+	return string(b[:]), true
+}
+
+// match evaluates the query and the connection's filters on a decoded row.
+// The Env is renewed per transaction so that subquery results (row filters
+// with IN) are computed once per state.
+func (uq *uquery) match(row []abi.Value, tx uint64) bool {
+	if uq.envTx != tx {
+		uq.env = query.Env{Caller: uq.caller}
+		uq.envTx = tx
+	}
+	if !uq.plan.Match(row, &uq.env) {
+		return false
+	}
+	for _, f := range uq.filters {
+		if !f.Match(row, &uq.env) {
+			return false
+		}
+	}
+	return true
+}
+
+// idle reports whether a connection's outbox is drained (for tests).
+func (e *Engine) idle(id abi.ConnectionID) bool {
+	e.mu.Lock()
+	c := e.conns[id]
+	e.mu.Unlock()
+	return c == nil || c.box.idle()
+}

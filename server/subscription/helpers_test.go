@@ -1,0 +1,361 @@
+package subscription
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spacetime-go/spacetime/abi"
+	"github.com/spacetime-go/spacetime/query"
+	"github.com/spacetime-go/spacetime/store"
+)
+
+func testTables() []abi.TableDef {
+	return []abi.TableDef{{
+		Name: "Post",
+		Columns: []abi.ColumnDef{
+			{Name: "id", Type: abi.TypeU64, PrimaryKey: true, AutoInc: true},
+			{Name: "owner", Type: abi.TypeIdentity},
+			{Name: "topic", Type: abi.TypeString},
+			{Name: "n", Type: abi.TypeU32},
+		},
+		Indexes: []abi.IndexDef{{Name: abi.IndexName("Post", "owner"), Columns: []string{"owner"}}},
+	}, {
+		// No primary key: equal rows may coexist.
+		Name:    "Log",
+		Columns: []abi.ColumnDef{{Name: "a", Type: abi.TypeU32}, {Name: "b", Type: abi.TypeString}},
+		Indexes: []abi.IndexDef{{Name: abi.IndexName("Log", "a"), Columns: []string{"a"}}},
+	}, {
+		Name:    "Secret",
+		Columns: []abi.ColumnDef{{Name: "id", Type: abi.TypeU64, PrimaryKey: true}, {Name: "v", Type: abi.TypeString}},
+	}, {
+		Name:    "Profile",
+		Columns: []abi.ColumnDef{{Name: "id", Type: abi.TypeU64, PrimaryKey: true}, {Name: "name", Type: abi.TypeString}},
+	}}
+}
+
+func testModule() *abi.ModuleDef {
+	return &abi.ModuleDef{ABIVersion: abi.Version, Tables: testTables(), Grants: []abi.GrantDef{
+		{Table: "Post", To: "public"},
+		{Table: "Log", To: "public"},
+		{Table: "Profile", To: "authenticated"},
+	}}
+}
+
+type fixture struct {
+	t     testing.TB
+	ctx   context.Context
+	store *store.Store
+	db    *store.Database
+	e     *Engine
+	post  store.TableID
+	log   store.TableID
+	sec   store.TableID
+	pk    store.IndexID // Post primary key
+	logA  store.IndexID
+
+	snapMu sync.Mutex
+	snaps  map[uint64]*store.Snapshot
+}
+
+func newFixture(t testing.TB, opts ...Option) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	s, err := store.Open(ctx, t.TempDir(), store.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	db, err := s.CreateDatabase(ctx, "app", testTables())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, ctx: ctx, store: s, db: db, snaps: map[uint64]*store.Snapshot{}}
+	// Record every state, so tests can query the database as of any offset.
+	db.OnCommit(func(c store.Commit, after *store.Snapshot) {
+		f.snapMu.Lock()
+		f.snaps[c.Offset] = after
+		f.snapMu.Unlock()
+	})
+	f.snaps[0] = db.Snapshot()
+	opts = append([]Option{WithLogger(slog.New(slog.DiscardHandler))}, opts...)
+	f.e = New(db, testModule, opts...)
+	t.Cleanup(f.e.Close)
+	f.post, _ = db.TableID("Post")
+	f.log, _ = db.TableID("Log")
+	f.sec, _ = db.TableID("Secret")
+	f.pk, _ = db.IndexID(abi.IndexName("Post", "id"))
+	f.logA, _ = db.IndexID(abi.IndexName("Log", "a"))
+	return f
+}
+
+func ident(i int) abi.Identity {
+	if i == 0 {
+		return abi.Identity{}
+	}
+	return abi.IdentityFromWords(uint64(i), 0xabc, 0, 0)
+}
+
+func connID(i int) abi.ConnectionID { return abi.ConnectionIDFromWords(uint64(i), 7) }
+
+func postRow(t testing.TB, id uint64, owner abi.Identity, topic string, n uint32) []byte {
+	b, err := abi.EncodeRow(nil, testTables()[0].ColumnTypes(), []abi.Value{abi.U64(id), abi.IdentityValue(owner), abi.String(topic), abi.U32(n)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func logRow(t testing.TB, a uint32, b string) []byte {
+	r, err := abi.EncodeRow(nil, testTables()[1].ColumnTypes(), []abi.Value{abi.U32(a), abi.String(b)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func u64Key(v uint64) []byte { w := abi.Writer{}; w.WriteU64(v); return w.Bytes() }
+func u32Key(v uint32) []byte { w := abi.Writer{}; w.WriteU32(v); return w.Bytes() }
+
+// tx runs fn in one committed transaction and returns its offset.
+func (f *fixture) tx(fn func(tx *store.Tx)) uint64 {
+	f.t.Helper()
+	tx, err := f.db.Begin(f.ctx)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	fn(tx)
+	c, err := tx.Commit(f.ctx)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return c.Offset
+}
+
+func must[T any](t testing.TB) func(T, error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
+// client records what the engine delivers and keeps a cache per query set,
+// checking each update against it as a real client would.
+type client struct {
+	t      testing.TB
+	id     abi.ConnectionID
+	mu     sync.Mutex
+	cond   *sync.Cond
+	refuse bool // send returns false
+	block  chan struct{}
+	msgs   []any
+	cache  map[uint32]map[string]map[string]int // set -> table -> row JSON -> count
+	offset map[uint32]uint64                    // set -> last offset applied
+	errs   []string
+}
+
+func newClient(t testing.TB, id abi.ConnectionID) *client {
+	c := &client{t: t, id: id, cache: map[uint32]map[string]map[string]int{}, offset: map[uint32]uint64{}}
+	c.cond = sync.NewCond(&c.mu)
+	return c
+}
+
+func (c *client) send(tu *TransactionUpdate) bool {
+	if c.block != nil {
+		<-c.block
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.refuse {
+		return false
+	}
+	c.msgs = append(c.msgs, tu)
+	if len(tu.QuerySets) == 0 {
+		c.errs = append(c.errs, fmt.Sprintf("empty TransactionUpdate at offset %d", tu.Offset))
+	}
+	for _, qs := range tu.QuerySets {
+		cache := c.cache[qs.QuerySetID]
+		if cache == nil {
+			c.errs = append(c.errs, fmt.Sprintf("update for query set %d before its SubscribeApplied", qs.QuerySetID))
+			continue
+		}
+		if tu.Offset <= c.offset[qs.QuerySetID] {
+			c.errs = append(c.errs, fmt.Sprintf("set %d: offset %d after %d", qs.QuerySetID, tu.Offset, c.offset[qs.QuerySetID]))
+		}
+		c.offset[qs.QuerySetID] = tu.Offset
+		for _, tb := range qs.Tables {
+			rows := cache[tb.Table]
+			if rows == nil {
+				rows = map[string]int{}
+				cache[tb.Table] = rows
+			}
+			for _, d := range tb.Deletes {
+				if rows[string(d)] == 0 {
+					c.errs = append(c.errs, fmt.Sprintf("set %d offset %d: delete of a row the client does not have: %s", qs.QuerySetID, tu.Offset, d))
+					continue
+				}
+				rows[string(d)]--
+				if rows[string(d)] == 0 {
+					delete(rows, string(d))
+				}
+			}
+			for _, r := range tb.Inserts {
+				rows[string(r)]++
+			}
+		}
+	}
+	c.cond.Broadcast()
+	return true
+}
+
+// applied installs a SubscribeApplied; with the hook it is called in stream
+// order.
+func (c *client) applied(a *SubscribeApplied) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.msgs = append(c.msgs, a)
+	cache := map[string]map[string]int{}
+	for _, tb := range a.Tables {
+		rows := map[string]int{}
+		for _, r := range tb.Rows {
+			rows[string(r)]++
+		}
+		cache[tb.Table] = rows
+	}
+	c.cache[a.QuerySetID] = cache
+	c.offset[a.QuerySetID] = a.Offset
+	c.cond.Broadcast()
+}
+
+func (c *client) subscribe(e *Engine, set uint32, queries ...string) (*SubscribeApplied, error) {
+	ctx := WithAppliedHook(context.Background(), c.applied)
+	return e.Subscribe(ctx, c.id, set, queries)
+}
+
+// waitOffset waits until the set has applied offset >= off.
+func (c *client) waitOffset(set uint32, off uint64) {
+	c.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.offset[set] < off {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("client %s set %d: offset %d, waited for %d", c.id, set, c.offset[set], off)
+		}
+		c.mu.Unlock()
+		time.Sleep(time.Millisecond)
+		c.mu.Lock()
+	}
+}
+
+func (c *client) check() {
+	c.t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.errs) > 0 {
+		c.t.Fatalf("client %s: %s", c.id, strings.Join(c.errs, "; "))
+	}
+}
+
+func (c *client) updates() []*TransactionUpdate {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*TransactionUpdate
+	for _, m := range c.msgs {
+		if tu, ok := m.(*TransactionUpdate); ok {
+			out = append(out, tu)
+		}
+	}
+	return out
+}
+
+// rows returns a set's cached rows of a table, sorted.
+func (c *client) rows(set uint32, table string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for r, n := range c.cache[set][table] {
+		for i := 0; i < n; i++ {
+			out = append(out, r)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// fresh evaluates queries (as a set: each row once) against the state at
+// offset, by brute force, and returns table -> sorted row JSON.
+func (f *fixture) fresh(off uint64, caller abi.Identity, queries ...string) map[string][]string {
+	f.t.Helper()
+	snap := f.snapshot(off)
+	tabs := f.db.Tables()
+	sch := schema{}
+	for i := range tabs {
+		sch[tabs[i].Name] = &tabs[i]
+	}
+	byTable := map[string][]*query.Plan{}
+	var order []string
+	for _, q := range queries {
+		p := must[*query.Plan](f.t)(query.Compile(must[*query.Query](f.t)(query.Parse(q)), sch))
+		if byTable[p.Table.Name] == nil {
+			order = append(order, p.Table.Name)
+		}
+		byTable[p.Table.Name] = append(byTable[p.Table.Name], p)
+	}
+	out := map[string][]string{}
+	for _, table := range order {
+		tid := must[store.TableID](f.t)(f.db.TableID(table))
+		def := must[*abi.TableDef](f.t)(f.db.Table(tid))
+		it := must[*store.RowIter](f.t)(snap.Scan(tid))
+		rows := []string{}
+		for raw, ok := it.Next(); ok; raw, ok = it.Next() {
+			vals := must[[]abi.Value](f.t)(abi.DecodeRow(def.ColumnTypes(), raw))
+			for _, p := range byTable[table] {
+				if p.Match(vals, &query.Env{Caller: caller}) {
+					rows = append(rows, string(abi.AppendRowJSON(nil, def, vals)))
+					break
+				}
+			}
+		}
+		sort.Strings(rows)
+		out[table] = rows
+	}
+	return out
+}
+
+func sortedRows(rs []json.RawMessage) []string {
+	out := []string{}
+	for _, r := range rs {
+		out = append(out, string(r))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// snapshot returns the state as of offset off, waiting for the commit's
+// notification if needed.
+func (f *fixture) snapshot(off uint64) *store.Snapshot {
+	f.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f.snapMu.Lock()
+		snap := f.snaps[off]
+		f.snapMu.Unlock()
+		if snap != nil {
+			return snap
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("no snapshot at offset %d", off)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}

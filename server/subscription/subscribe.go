@@ -1,0 +1,496 @@
+package subscription
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/spacetime-go/spacetime/abi"
+	"github.com/spacetime-go/spacetime/query"
+	"github.com/spacetime-go/spacetime/store"
+)
+
+type appliedHookKey struct{}
+
+// WithAppliedHook returns a context that makes Subscribe hand its
+// SubscribeApplied to fn from the connection's outbox — after every update
+// queued before it and strictly before any update of the new query set.
+// Subscribe still returns the same value; a server using the hook sends the
+// message from fn and ignores the return value. Without a hook the
+// connection's outbox is paused from the moment the set goes live until
+// Subscribe returns, so the server must queue the result before anything
+// else it sends to that client.
+func WithAppliedHook(ctx context.Context, fn func(*SubscribeApplied)) context.Context {
+	return context.WithValue(ctx, appliedHookKey{}, fn)
+}
+
+// pending is a Subscribe computing its initial rows: the commits processed
+// meanwhile are collected in buf (under Engine.mu) and folded in.
+type pending struct {
+	buf []store.Commit
+}
+
+// Subscribe starts (or replaces: same querySetID) a query set and returns its
+// rows as of SubscribeApplied.Offset; every later transaction that changes
+// what the set sees is sent to the connection.
+func (e *Engine) Subscribe(ctx context.Context, id abi.ConnectionID, querySetID uint32, queries []string) (*SubscribeApplied, error) {
+	c, err := e.conn(id)
+	if err != nil {
+		return nil, err
+	}
+	c.subMu.Lock()
+	defer c.subMu.Unlock()
+
+	if len(queries) == 0 {
+		return nil, fmt.Errorf("%w: a subscription needs at least one query", ErrUnsupported)
+	}
+	if len(queries) > e.cfg.maxQueriesPerSet {
+		return nil, fmt.Errorf("%w: %d queries in one subscription, more than the limit of %d queries per set (WithMaxQueriesPerSet); split them into several query sets",
+			ErrLimit, len(queries), e.cfg.maxQueriesPerSet)
+	}
+	e.mu.Lock()
+	caller, owner, held := c.caller, c.owner, c.nsubs
+	if old := c.sets[querySetID]; old != nil {
+		held -= old.n
+	}
+	e.mu.Unlock()
+	if held+len(queries) > e.cfg.maxSubsPerConn {
+		return nil, fmt.Errorf("%w: this connection would hold %d subscribed queries, more than the limit of %d per connection (WithMaxSubscriptionsPerConn); unsubscribe some first",
+			ErrLimit, held+len(queries), e.cfg.maxSubsPerConn)
+	}
+	sch := e.schema()
+	cqs := make([]*compiled, 0, len(queries))
+	for i, src := range queries {
+		cq, err := e.compileSubscription(sch, src, caller, owner)
+		if err != nil {
+			return nil, fmt.Errorf("subscription query %d (%q): %w", i+1, src, err)
+		}
+		cqs = append(cqs, cq)
+	}
+
+	p := &pending{}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if c.gone {
+		e.mu.Unlock()
+		return nil, fmt.Errorf("%w: the connection closed", ErrUnknownConnection)
+	}
+	snap := e.snap
+	e.pending[p] = struct{}{}
+	e.mu.Unlock()
+	active := false
+	defer func() {
+		if !active {
+			e.mu.Lock()
+			delete(e.pending, p)
+			e.mu.Unlock()
+		}
+	}()
+
+	groups := groupByTable(cqs)
+	bags, err := e.evalGroups(ctx, snap, groups, caller)
+	if err != nil {
+		return nil, err
+	}
+	var offset uint64
+	hook, _ := ctx.Value(appliedHookKey{}).(func(*SubscribeApplied))
+	applied := &SubscribeApplied{QuerySetID: querySetID}
+	for {
+		e.mu.Lock()
+		if e.closed {
+			e.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if c.gone {
+			e.mu.Unlock()
+			return nil, fmt.Errorf("%w: the connection closed", ErrUnknownConnection)
+		}
+		if len(p.buf) == 0 {
+			// Go live at the state the rows reflect.
+			offset = e.snap.Offset()
+			delete(e.pending, p)
+			active = true
+			e.installSetLocked(c, querySetID, cqs, len(queries))
+			c.box.pause()
+			if hook != nil {
+				c.box.push(item{applied: applied, hook: hook})
+			}
+			e.mu.Unlock()
+			break
+		}
+		buf := p.buf
+		p.buf = nil
+		e.mu.Unlock()
+		if err := e.fold(groups, bags, buf, caller); err != nil {
+			return nil, err
+		}
+	}
+	defer c.box.resume()
+	applied.Offset = offset
+	for _, g := range groups {
+		applied.Tables = append(applied.Tables, TableRows{Table: g.table, Rows: bags[g.table].json()})
+	}
+	return applied, nil
+}
+
+// group is the queries of one set on one table.
+type group struct {
+	table string
+	cqs   []*compiled
+}
+
+func groupByTable(cqs []*compiled) []*group {
+	var gs []*group
+	idx := map[string]*group{}
+	for _, cq := range cqs {
+		g := idx[cq.plan.Table.Name]
+		if g == nil {
+			g = &group{table: cq.plan.Table.Name}
+			idx[g.table] = g
+			gs = append(gs, g)
+		}
+		g.cqs = append(g.cqs, cq)
+	}
+	return gs
+}
+
+func (g *group) match(row []abi.Value, env *query.Env) bool {
+	for _, cq := range g.cqs {
+		if cq.match(row, env) {
+			return true
+		}
+	}
+	return false
+}
+
+// bag is a multiset of rows in a stable order (a table without a primary
+// key may hold equal rows).
+type bag struct {
+	rows []bagRow
+	live int
+	pos  map[string][]int // built on the first removal
+}
+
+type bagRow struct {
+	raw  []byte
+	js   json.RawMessage
+	dead bool
+}
+
+func (b *bag) add(raw []byte, js json.RawMessage) {
+	b.rows = append(b.rows, bagRow{raw: raw, js: js})
+	b.live++
+	if b.pos != nil {
+		b.pos[string(raw)] = append(b.pos[string(raw)], len(b.rows)-1)
+	}
+}
+
+func (b *bag) remove(raw []byte) {
+	if b.pos == nil {
+		b.pos = make(map[string][]int, len(b.rows))
+		for i, r := range b.rows {
+			if !r.dead {
+				b.pos[string(r.raw)] = append(b.pos[string(r.raw)], i)
+			}
+		}
+	}
+	ps := b.pos[string(raw)]
+	if len(ps) == 0 {
+		return
+	}
+	i := ps[len(ps)-1]
+	b.pos[string(raw)] = ps[:len(ps)-1]
+	b.rows[i] = bagRow{dead: true}
+	b.live--
+}
+
+func (b *bag) json() []json.RawMessage {
+	out := make([]json.RawMessage, 0, b.live)
+	for _, r := range b.rows {
+		if !r.dead {
+			out = append(out, r.js)
+		}
+	}
+	return out
+}
+
+// evalGroups computes the rows each group sees in snap. It reads a snapshot,
+// holds no lock, and so stalls neither the writer nor other clients.
+func (e *Engine) evalGroups(ctx context.Context, snap *store.Snapshot, groups []*group, caller abi.Identity) (map[string]*bag, error) {
+	bags := make(map[string]*bag, len(groups))
+	total := 0
+	env := &query.Env{Caller: caller}
+	for _, g := range groups {
+		b := &bag{}
+		bags[g.table] = b
+		tid, err := e.db.TableID(g.table)
+		if err != nil {
+			return nil, fmt.Errorf("table %q: %w", g.table, err)
+		}
+		def, err := e.db.Table(tid)
+		if err != nil {
+			return nil, fmt.Errorf("table %q: %w", g.table, err)
+		}
+		types := def.ColumnTypes()
+		it, err := e.scanFor(snap, tid, def, g, caller)
+		if err != nil {
+			return nil, fmt.Errorf("reading table %q: %w", g.table, err)
+		}
+		n := 0
+		for raw, ok := it.Next(); ok; raw, ok = it.Next() {
+			if n++; n%1024 == 0 {
+				if err := ctx.Err(); err != nil {
+					it.Close()
+					return nil, err
+				}
+			}
+			vals, err := abi.DecodeRow(types, raw)
+			if err != nil {
+				it.Close()
+				return nil, fmt.Errorf("decoding a row of %q: %w", g.table, err)
+			}
+			if !g.match(vals, env) {
+				continue
+			}
+			if total++; total > e.cfg.maxInitialRows {
+				it.Close()
+				return nil, e.tooManyRows()
+			}
+			b.add(raw, abi.AppendRowJSON(nil, def, vals))
+		}
+		it.Close()
+	}
+	return bags, nil
+}
+
+func (e *Engine) tooManyRows() error {
+	return fmt.Errorf("%w: the result has more than %d rows, the limit on initial and one-off rows (WithMaxInitialRows); narrow the query with a WHERE clause",
+		ErrLimit, e.cfg.maxInitialRows)
+}
+
+// scanFor picks how to read a group's candidate rows: a point scan of an
+// index when the group is one query with an equality on the index's first
+// column, else the whole table. Every row is still matched against the
+// queries, so the choice affects only speed.
+func (e *Engine) scanFor(snap *store.Snapshot, tid store.TableID, def *abi.TableDef, g *group, caller abi.Identity) (*store.RowIter, error) {
+	if len(g.cqs) == 1 {
+		for _, eq := range g.cqs[0].plan.Equalities() {
+			v := eq.Value
+			if eq.Caller {
+				v = abi.IdentityValue(caller)
+			}
+			col := def.Columns[eq.Column]
+			for _, ix := range def.Indexes {
+				if len(ix.Columns) == 0 || ix.Columns[0] != col.Name {
+					continue
+				}
+				iid, err := e.db.IndexID(ix.Name)
+				if err != nil {
+					continue
+				}
+				w := abi.Writer{}
+				if err := w.WriteValue(col.Type, v); err != nil {
+					continue
+				}
+				return snap.ScanPoint(iid, w.Bytes())
+			}
+		}
+	}
+	return snap.Scan(tid)
+}
+
+// fold applies commits that happened after the initial rows' snapshot.
+func (e *Engine) fold(groups []*group, bags map[string]*bag, commits []store.Commit, caller abi.Identity) error {
+	for _, c := range commits {
+		env := &query.Env{Caller: caller}
+		for i := range c.Delta.Tables {
+			td := &c.Delta.Tables[i]
+			b := bags[td.Name]
+			if b == nil {
+				continue
+			}
+			var g *group
+			for _, x := range groups {
+				if x.table == td.Name {
+					g = x
+				}
+			}
+			def, err := e.db.Table(td.Table)
+			if err != nil {
+				return err
+			}
+			types := def.ColumnTypes()
+			for _, raw := range td.Deletes {
+				vals, err := abi.DecodeRow(types, raw)
+				if err != nil {
+					return err
+				}
+				if g.match(vals, env) {
+					b.remove(raw)
+				}
+			}
+			for _, raw := range td.Inserts {
+				vals, err := abi.DecodeRow(types, raw)
+				if err != nil {
+					return err
+				}
+				if g.match(vals, env) {
+					b.add(raw, abi.AppendRowJSON(nil, def, vals))
+				}
+			}
+		}
+	}
+	total := 0
+	for _, b := range bags {
+		total += b.live
+	}
+	if total > e.cfg.maxInitialRows {
+		return e.tooManyRows()
+	}
+	return nil
+}
+
+// SetIdentity records a connection's new identity and recomputes what its
+// query sets see: the sets whose results depend on the caller receive one
+// TransactionUpdate (at the current offset) with the rows that left and
+// entered their view.
+//
+// The recomputation reads the current snapshot under the engine's lock,
+// which keeps it trivially ordered with the commit stream; queries on
+// :caller equalities read through an index, so this is short.
+func (e *Engine) SetIdentity(id abi.ConnectionID, caller abi.Identity) {
+	c, err := e.conn(id)
+	if err != nil {
+		return
+	}
+	c.subMu.Lock()
+	defer c.subMu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c.gone || c.caller == caller {
+		c.caller = caller
+		return
+	}
+	old := c.caller
+	c.caller = caller
+	snap := e.snap
+	tu := &TransactionUpdate{Offset: snap.Offset()}
+	ids := make([]uint32, 0, len(c.sets))
+	for sid := range c.sets {
+		ids = append(ids, sid)
+	}
+	sortU32(ids)
+	for _, sid := range ids {
+		s := c.sets[sid]
+		dep := false
+		var oldCQs, newCQs []*compiled
+		for _, uq := range s.queries {
+			dep = dep || uq.usesCaller
+			oc := &compiled{key: uq.key, canon: uq.canon, plan: uq.plan, filters: uq.filters, caller: uq.caller, usesCaller: uq.usesCaller}
+			nc := *oc
+			if uq.usesCaller {
+				nc.caller = caller
+				nc.key = rekey(uq.key, uq.canon, caller)
+			}
+			oldCQs = append(oldCQs, oc)
+			newCQs = append(newCQs, &nc)
+		}
+		if !dep {
+			continue
+		}
+		og, ng := groupByTable(oldCQs), groupByTable(newCQs)
+		// No row limit here: the rows are the ones the client is entitled to
+		// and the scans are bounded by the subscription limits.
+		ob, err1 := e.evalGroups(context.Background(), snap, og, old)
+		nb, err2 := e.evalGroups(context.Background(), snap, ng, caller)
+		if err1 != nil || err2 != nil {
+			e.cfg.log.Error("subscription: recomputing a view after an identity change failed; dropping the query set",
+				"connection", id.String(), "query_set", sid, "err", firstErr(err1, err2))
+			e.removeSetLocked(s)
+			continue
+		}
+		qu := QuerySetUpdate{QuerySetID: sid}
+		for _, g := range ng {
+			ins, del := diff(ob[g.table], nb[g.table])
+			if len(ins) > 0 || len(del) > 0 {
+				qu.Tables = append(qu.Tables, TableUpdate{Table: g.table, Inserts: nonNil(ins), Deletes: nonNil(del)})
+			}
+		}
+		e.installSetLocked(c, sid, newCQs, s.n)
+		if len(qu.Tables) > 0 {
+			tu.QuerySets = append(tu.QuerySets, qu)
+		}
+	}
+	if len(tu.QuerySets) > 0 {
+		c.box.push(item{tu: tu})
+	}
+}
+
+func rekey(key, canon string, caller abi.Identity) string {
+	rest := key[len(canon):]
+	if len(rest) >= 1+abi.IdentitySize {
+		rest = rest[1+abi.IdentitySize:]
+	}
+	return canon + "\x00" + string(caller[:]) + rest
+}
+
+// diff returns the rows of nb missing from ob (inserts) and of ob missing
+// from nb (deletes), as multisets.
+func diff(ob, nb *bag) (ins, del []json.RawMessage) {
+	count := map[string]int{}
+	if ob != nil {
+		for _, r := range ob.rows {
+			if !r.dead {
+				count[string(r.raw)]++
+			}
+		}
+	}
+	if nb != nil {
+		for _, r := range nb.rows {
+			if r.dead {
+				continue
+			}
+			if count[string(r.raw)] > 0 {
+				count[string(r.raw)]--
+				continue
+			}
+			ins = append(ins, r.js)
+		}
+	}
+	if ob != nil {
+		for _, r := range ob.rows {
+			if !r.dead && count[string(r.raw)] > 0 {
+				count[string(r.raw)]--
+				del = append(del, r.js)
+			}
+		}
+	}
+	return ins, del
+}
+
+func nonNil(s []json.RawMessage) []json.RawMessage {
+	if s == nil {
+		return []json.RawMessage{}
+	}
+	return s
+}
+
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sortU32(s []uint32) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
