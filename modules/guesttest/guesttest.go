@@ -214,8 +214,12 @@ func (h *Host) Call(id uint32, caller abi.Identity, ts int64, args []byte) (abi.
 	h.sinks[ret], h.sinks[errs] = []byte{}, []byte{}
 	c0, c1, c2, c3 := caller.Words()
 	out, err := h.call.Call(context.Background(), uint64(id), c0, c1, c2, c3, 7, 8, uint64(ts), uint64(src), uint64(ret), uint64(errs))
+	retBytes, errBytes := h.sinks[ret], h.sinks[errs]
+	delete(h.sources, src)
+	delete(h.sinks, ret)
+	delete(h.sinks, errs)
 	if err != nil {
 		return 0, nil, "", err
 	}
-	return abi.CallResult(int32(out[0])), h.sinks[ret], string(h.sinks[errs]), nil
+	return abi.CallResult(int32(out[0])), retBytes, string(errBytes), nil
 }
