@@ -1,5 +1,3 @@
-// Package build compiles a Go module directory to a WebAssembly module the
-// host runs: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath.
 package build
 
 import (

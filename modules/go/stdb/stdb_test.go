@@ -1,13 +1,17 @@
 package stdb_test
 
 import (
+	"context"
 	"encoding/json"
 	"math"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/tetratelabs/wazero"
+
 	"github.com/spacetime-go/spacetime/abi"
+	"github.com/spacetime-go/spacetime/modules/build"
 	"github.com/spacetime-go/spacetime/modules/guesttest"
 	"github.com/spacetime-go/spacetime/modules/schema"
 )
@@ -159,5 +163,33 @@ func BenchmarkCall(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestImportsEveryHostFunction checks that the SDK binds every function of
+// abi.HostFuncs with the documented signature: the test module uses them all,
+// and build.CheckABI (run by the build) has already refused any mismatch.
+func TestImportsEveryHostFunction(t *testing.T) {
+	wasm := guesttest.Build(t, sdktestDir)
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	cm, err := rt.CompileModule(ctx, wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, f := range cm.ImportedFunctions() {
+		if mod, name, _ := f.Import(); mod == abi.ImportModule {
+			got[name] = true
+		}
+	}
+	for _, f := range abi.HostFuncs {
+		if !got[f.Name] {
+			t.Errorf("the SDK test module does not import %s", f.Name)
+		}
+	}
+	if err := build.CheckABI(ctx, wasm); err != nil {
+		t.Error(err)
 	}
 }
