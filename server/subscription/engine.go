@@ -38,6 +38,10 @@ var (
 type TransactionUpdate struct {
 	Offset    uint64
 	QuerySets []QuerySetUpdate
+	// Recomputed marks an update that is not a transaction but a change of
+	// the connection's view (its identity changed): the rows that left and
+	// entered the view as of Offset, which may equal the last update's.
+	Recomputed bool
 }
 
 // QuerySetUpdate is one query set's share of a transaction: per table, the

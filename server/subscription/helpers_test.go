@@ -188,7 +188,7 @@ func (c *client) send(tu *TransactionUpdate) bool {
 			c.errs = append(c.errs, fmt.Sprintf("update for query set %d before its SubscribeApplied", qs.QuerySetID))
 			continue
 		}
-		if tu.Offset <= c.offset[qs.QuerySetID] {
+		if tu.Offset < c.offset[qs.QuerySetID] || (tu.Offset == c.offset[qs.QuerySetID] && !tu.Recomputed) {
 			c.errs = append(c.errs, fmt.Sprintf("set %d: offset %d after %d", qs.QuerySetID, tu.Offset, c.offset[qs.QuerySetID]))
 		}
 		c.offset[qs.QuerySetID] = tu.Offset

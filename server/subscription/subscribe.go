@@ -377,7 +377,7 @@ func (e *Engine) SetIdentity(id abi.ConnectionID, caller abi.Identity) {
 	old := c.caller
 	c.caller = caller
 	snap := e.snap
-	tu := &TransactionUpdate{Offset: snap.Offset()}
+	tu := &TransactionUpdate{Offset: snap.Offset(), Recomputed: true}
 	ids := make([]uint32, 0, len(c.sets))
 	for sid := range c.sets {
 		ids = append(ids, sid)
