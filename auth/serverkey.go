@@ -349,7 +349,7 @@ func (s *ServerKey) VerifySession(token string) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.header.Typ != sessionTyp || p.iss != SessionIssuer {
+	if !p.session {
 		return nil, refuse(ErrNotASession, "this is not a session token of this server: call auth with it to start a session")
 	}
 	var sc sessionClaims
@@ -364,7 +364,8 @@ func (s *ServerKey) VerifySession(token string) (*Session, error) {
 			return nil, refuseCause(ErrExpired, err, "session expired: call auth again with a fresh token")
 		case errors.Is(err, jwt.ErrTokenMalformed):
 			return nil, refuseCause(ErrMalformedToken, err, "session token is malformed: %v", err)
-		case errors.Is(err, jwt.ErrTokenInvalidAudience), errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && !p.has("aud"):
+		case errors.Is(err, jwt.ErrTokenInvalidAudience), errors.Is(err, jwt.ErrTokenInvalidIssuer),
+			errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && !p.has("aud"):
 			return nil, refuseCause(ErrNotASession, err, "token is not meant as a session token (aud)")
 		case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
 			return nil, refuseCause(ErrMissingExpiry, err, "session token has no expiry")

@@ -42,13 +42,18 @@ type Claims struct {
 type Verifier struct {
 	issuers map[string]*trustedIssuer
 	o       options
+	// parser decodes and checks signatures for every issuer, allowing the
+	// union of their algorithms (each issuer's own list is enforced in the
+	// key function); claims are then validated by the issuer's validator.
+	// One decode of the payload serves issuer selection and validation.
+	parser *jwt.Parser
 }
 
 type trustedIssuer struct {
-	cfg    Issuer
-	static []verificationKey
-	remote *remoteKeySet
-	parser *jwt.Parser
+	cfg       Issuer
+	static    []verificationKey
+	remote    *remoteKeySet
+	validator *jwt.Validator
 }
 
 // NewVerifier builds a verifier for the issuers given WithIssuers. It reads
@@ -57,6 +62,7 @@ type trustedIssuer struct {
 func NewVerifier(opts ...Option) (*Verifier, error) {
 	o := buildOptions(opts)
 	v := &Verifier{issuers: map[string]*trustedIssuer{}, o: o}
+	var union []string
 	for _, cfg := range o.issuers {
 		if err := cfg.Validate(); err != nil {
 			return nil, err
@@ -75,21 +81,28 @@ func NewVerifier(opts ...Option) (*Verifier, error) {
 				client: o.client, interval: o.refreshInterval, now: o.now, log: o.log,
 			}
 		}
-		popts := []jwt.ParserOption{
-			jwt.WithValidMethods(cfg.Algorithms),
+		vopts := []jwt.ParserOption{
 			jwt.WithExpirationRequired(),
 			jwt.WithIssuedAt(),
 			jwt.WithLeeway(cfg.LeewayOrDefault()),
 			jwt.WithTimeFunc(o.now),
 			jwt.WithIssuer(cfg.Issuer),
-			jwt.WithStrictDecoding(),
 		}
 		if len(cfg.Audiences) > 0 {
-			popts = append(popts, jwt.WithAudience(cfg.Audiences...))
+			vopts = append(vopts, jwt.WithAudience(cfg.Audiences...))
 		}
-		ti.parser = jwt.NewParser(popts...)
+		ti.validator = jwt.NewValidator(vopts...)
 		v.issuers[cfg.Issuer] = ti
+		for _, a := range cfg.Algorithms {
+			if !slices.Contains(union, a) {
+				union = append(union, a)
+			}
+		}
 	}
+	if len(union) == 0 {
+		union = []string{"ES256"} // no issuer: every token is refused as unknown-issuer
+	}
+	v.parser = jwt.NewParser(jwt.WithValidMethods(union), jwt.WithoutClaimsValidation(), jwt.WithStrictDecoding())
 	return v, nil
 }
 
@@ -123,27 +136,38 @@ func (v *Verifier) VerifyToken(ctx context.Context, token string) (*Claims, erro
 	if err != nil {
 		return nil, err
 	}
-	if p.header.Typ == sessionTyp {
+	if p.session {
 		return nil, refuse(ErrSessionAsUserToken, "this is a server session token: present it as a bearer token to the server, and give auth the token from your identity provider")
 	}
-	// The unverified iss only chooses which issuer's keys and rules apply;
-	// the parser below is pinned to that issuer (WithIssuer) and checks the
-	// signature over the very bytes iss was read from, so a forged iss can
-	// only select a key set that will then fail to verify it.
-	ti, ok := v.issuers[p.iss]
-	if !ok {
-		return nil, refuse(ErrUnknownIssuer, "token issuer %q is not trusted by this server: ask the operator to add it under [[auth.issuers]]", truncate(p.iss, MaxClaimLength))
-	}
-	if !slices.Contains(ti.cfg.Algorithms, p.header.Alg) {
-		return nil, refuse(ErrAlgorithmNotAllowed, "algorithm %q is not allowed for issuer %q (allowed: %s)", truncate(p.header.Alg, 32), ti.cfg.Issuer, strings.Join(ti.cfg.Algorithms, ", "))
-	}
-
-	var rc jwt.RegisteredClaims
-	_, err = ti.parser.ParseWithClaims(token, &rc, func(t *jwt.Token) (any, error) {
-		return ti.keyFor(ctx, p.header.Alg, p.header.Kid)
+	// The key function runs after the payload is decoded and before the
+	// signature is checked. The unverified iss in it only chooses which
+	// issuer's algorithms, keys and rules apply; the signature is then
+	// checked over the very bytes iss was decoded from, and the issuer's
+	// validator pins iss (WithIssuer). A forged iss can only select a key
+	// set that then fails to verify it.
+	var (
+		rc jwt.RegisteredClaims
+		ti *trustedIssuer
+	)
+	tok, err := v.parser.ParseWithClaims(token, &rc, func(t *jwt.Token) (any, error) {
+		if rc.Issuer == "" {
+			return nil, refuse(ErrUnknownIssuer, "token has no \"iss\" claim: the issuer is needed to choose its keys")
+		}
+		var ok bool
+		if ti, ok = v.issuers[rc.Issuer]; !ok {
+			return nil, refuse(ErrUnknownIssuer, "token issuer %q is not trusted by this server: ask the operator to add it under [[auth.issuers]]", truncate(rc.Issuer, MaxClaimLength))
+		}
+		alg := t.Method.Alg()
+		if !slices.Contains(ti.cfg.Algorithms, alg) {
+			return nil, refuse(ErrAlgorithmNotAllowed, "algorithm %q is not allowed for issuer %q (allowed: %s)", alg, ti.cfg.Issuer, strings.Join(ti.cfg.Algorithms, ", "))
+		}
+		return ti.keyFor(ctx, alg, p.header.Kid)
 	})
+	if err == nil {
+		err = ti.validator.Validate(&rc)
+	}
 	if err != nil {
-		return nil, ti.mapError(err, p)
+		return nil, v.mapError(err, ti, tok, p)
 	}
 	if err := checkClaimKeys(p.payload); err != nil {
 		return nil, err
@@ -201,7 +225,7 @@ func (ti *trustedIssuer) keyFor(ctx context.Context, alg, kid string) (any, erro
 	}
 	switch len(keys) {
 	case 0:
-		what := "a " + familyOf(candidates[0].key).String()
+		what := "an " + familyOf(candidates[0].key).String() // every family name starts with a vowel sound
 		if a := candidates[0].alg; a != "" {
 			what += " published for " + a + " only"
 		}
@@ -219,11 +243,31 @@ func kidNote(kid string) string {
 	return fmt.Sprintf(" %q", truncate(kid, 64))
 }
 
-// mapError turns the library's error into a TokenError with a reason.
-func (ti *trustedIssuer) mapError(err error, p *peeked) error {
+// mapError turns the library's error into a TokenError with a reason. ti is
+// nil when the error came before an issuer was chosen.
+func (v *Verifier) mapError(err error, ti *trustedIssuer, tok *jwt.Token, p *peeked) error {
 	var te *TokenError
 	if errors.As(err, &te) {
 		return te
+	}
+	if ti == nil {
+		switch {
+		case errors.Is(err, jwt.ErrTokenMalformed) && strings.Contains(err.Error(), "decode claim"):
+			msg := err.Error()
+			if i := strings.Index(msg, "decode claim: "); i >= 0 {
+				msg = msg[i+len("decode claim: "):]
+			}
+			return refuseCause(ErrMalformedToken, err, "token payload must be a JSON object with string iss and sub, aud a string or array of strings, and numeric exp, nbf and iat (%s)", msg)
+		case errors.Is(err, jwt.ErrTokenMalformed):
+			return refuseCause(ErrMalformedToken, err, "%v", err)
+		case tok != nil && tok.Method != nil && errors.Is(err, jwt.ErrTokenSignatureInvalid):
+			// The only signature error before the key function: an
+			// algorithm no trusted issuer allows.
+			return refuseCause(ErrAlgorithmNotAllowed, err, "algorithm %q is not allowed by any trusted issuer", truncate(p.header.Alg, 32))
+		case errors.Is(err, jwt.ErrTokenUnverifiable):
+			return refuseCause(ErrAlgorithmNotAllowed, err, "algorithm %q is not supported", truncate(p.header.Alg, 32))
+		}
+		return refuseCause(ErrMalformedToken, err, "token cannot be read: %v", err)
 	}
 	name := ti.cfg.Issuer
 	switch {
@@ -253,7 +297,7 @@ func (ti *trustedIssuer) mapError(err error, p *peeked) error {
 // selects the issuer and shapes error messages; nothing in it is trusted.
 type peeked struct {
 	header  tokenHeader
-	iss     string
+	session bool
 	payload []byte
 	fields  map[string]json.RawMessage // decoded lazily, for error messages only
 }
@@ -335,19 +379,13 @@ func preParse(token string, maxSize int) (*peeked, error) {
 	if err != nil {
 		return nil, refuseCause(ErrMalformedToken, err, "token payload is not base64url: %v", err)
 	}
-	// Only iss is read here; a pointer tells "absent" from "not a string",
-	// and a non-object payload fails to decode into the struct.
-	var peek struct {
-		Iss *json.RawMessage `json:"iss"`
+	// The payload's JSON is decoded once, by the parser; only "null"
+	// (which would decode into an empty claims struct) is caught here.
+	if bytes.Equal(bytes.TrimSpace(p.payload), []byte("null")) {
+		return nil, refuse(ErrMalformedToken, "token payload is not a JSON object")
 	}
-	if err := json.Unmarshal(p.payload, &peek); err != nil || bytes.Equal(bytes.TrimSpace(p.payload), []byte("null")) {
-		return nil, refuseCause(ErrMalformedToken, err, "token payload is not a JSON object")
-	}
-	if peek.Iss == nil || string(*peek.Iss) == "null" {
-		return nil, refuse(ErrUnknownIssuer, "token has no \"iss\" claim: the issuer is needed to choose its keys")
-	}
-	if err := json.Unmarshal(*peek.Iss, &p.iss); err != nil {
-		return nil, refuseCause(ErrMalformedToken, err, "token \"iss\" is not a string")
+	if p.header.Typ == sessionTyp {
+		p.session = true
 	}
 	return p, nil
 }
