@@ -3,6 +3,7 @@ package stdb
 import (
 	"errors"
 	"fmt"
+	"runtime/debug"
 
 	"github.com/spacetime-go/spacetime/abi"
 )
@@ -42,7 +43,10 @@ func RegisterModule(defJSON string, reducers ...ReducerFunc) {
 func dispatch(id uint32, caller abi.Identity, conn abi.ConnectionID, ts int64, argsSrc, retSink, errSink uint32) (res abi.CallResult) {
 	defer func() {
 		if r := recover(); r != nil {
-			fail(errSink, panicMessage(r))
+			msg := panicMessage(r)
+			// The client gets the message; the module's log gets where it came from.
+			Log(abi.LogError, "reducer panicked: "+msg+"\n"+string(debug.Stack()))
+			fail(errSink, msg)
 			res = abi.CallFailed
 		}
 	}()

@@ -75,6 +75,8 @@ func TestReducerCalls(t *testing.T) {
 		wantErr  string // substring of the error message; exact when exact is set
 		exact    bool
 		wantLogs []string
+		// wantLogPrefix is the start of the only log line.
+		wantLogPrefix string
 	}{
 		{name: "noop commits", reducer: "noop", want: abi.CallCommitted},
 		{name: "caller", reducer: "whoami", want: abi.CallCommitted, wantRet: caller[:]},
@@ -85,7 +87,8 @@ func TestReducerCalls(t *testing.T) {
 			want: abi.CallFailed, wantErr: "no you don't", exact: true},
 		{name: "panic is recovered", reducer: "panic", args: args(func(w *abi.Writer) { w.WriteString("boom") }),
 			want: abi.CallFailed, wantErr: "boom", exact: true},
-		{name: "runtime panic is recovered", reducer: "nil_deref", want: abi.CallFailed, wantErr: "nil pointer dereference"},
+		{name: "runtime panic is recovered", reducer: "nil_deref", want: abi.CallFailed, wantErr: "nil pointer dereference",
+			wantLogPrefix: "0 reducer panicked: runtime error: invalid memory address or nil pointer dereference\ngoroutine"},
 		{name: "truncated arguments", reducer: "fail", args: []byte{5, 0, 0, 0, 'a'},
 			want: abi.CallFailed, wantErr: "fail: malformed reducer arguments"},
 		{name: "trailing arguments", reducer: "noop", args: []byte{1},
@@ -110,6 +113,9 @@ func TestReducerCalls(t *testing.T) {
 			}
 			if tt.exact && msg != tt.wantErr || !strings.Contains(msg, tt.wantErr) {
 				t.Errorf("error %q, want %q", msg, tt.wantErr)
+			}
+			if tt.wantLogPrefix != "" && (len(h.Logs) != 1 || !strings.HasPrefix(h.Logs[0], tt.wantLogPrefix) || !strings.Contains(h.Logs[0], "main.NilDeref")) {
+				t.Errorf("logs %q, want one line starting %q with the stack", h.Logs, tt.wantLogPrefix)
 			}
 			if tt.wantLogs != nil && strings.Join(h.Logs, "\n") != strings.Join(tt.wantLogs, "\n") {
 				t.Errorf("logs %q, want %q", h.Logs, tt.wantLogs)

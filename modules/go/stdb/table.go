@@ -229,8 +229,9 @@ func (it *RowIter) Next() ([]byte, bool) {
 		n, e := sysIterAdvance(it.h, it.buf)
 		switch e {
 		case abi.ErrnoOK:
-			if n == 0 {
-				continue
+			if n == 0 { // no rows yet not exhausted: treat as the end rather than spin
+				it.Close()
+				return nil, false
 			}
 			return it.buf[:n], true
 		case abi.ErrnoExhausted:
