@@ -1,0 +1,147 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/spacetime-go/spacetime/abi"
+	"github.com/spacetime-go/spacetime/auth"
+	"github.com/spacetime-go/spacetime/runtime"
+)
+
+// callOutcome is a reducer call's result, shared by the HTTP route and the
+// WebSocket's ReducerResult.
+type callOutcome struct {
+	code       int             // HTTP status
+	Status     string          `json:"status"` // "committed" or "failed"
+	Error      string          `json:"error,omitempty"`
+	Return     json.RawMessage `json:"return"`
+	Offset     uint64          `json:"offset,omitempty"`
+	DurationUS int64           `json:"duration_us"`
+	// Identity and Token are set after a successful auth reducer.
+	Identity *abi.Identity `json:"identity,omitempty"`
+	Token    string        `json:"token,omitempty"`
+	// TokenExpiresAt is when Token expires.
+	TokenExpiresAt *time.Time `json:"token_expires_at,omitempty"`
+	// Warning explains a missing token after auth.
+	Warning string `json:"warning,omitempty"`
+
+	session *auth.Session // the new session, after auth
+}
+
+func failed(code int, format string, args ...any) *callOutcome {
+	return &callOutcome{code: code, Status: "failed", Error: fmt.Sprintf(format, args...), Return: json.RawMessage("null")}
+}
+
+// isAuthReducer: a reducer named auth that returns an IdentityId binds the
+// identity it returns to the caller (DESIGN.md, "Identity and authentication").
+func isAuthReducer(rd *abi.ReducerDef) bool {
+	return rd.Name == "auth" && rd.Return != nil && rd.Return.Kind == abi.KindIdentity
+}
+
+// call runs a reducer with JSON arguments on behalf of caller.
+func (s *Server) call(ctx context.Context, d *database, reducer string, argsJSON []byte, caller abi.Identity, claims []byte, conn abi.ConnectionID) *callOutcome {
+	def := d.def()
+	rd, _, ok := def.Reducer(reducer)
+	if !ok {
+		return failed(http.StatusNotFound, "database %s has no reducer %q (see GET /v1/database/%s/schema for its reducers)", d.name, reducer, d.name)
+	}
+	if rd.Lifecycle != "" {
+		return failed(http.StatusBadRequest, "%s is the %s lifecycle reducer, which only the server calls", rd.Name, rd.Lifecycle)
+	}
+	if len(argsJSON) == 0 || string(argsJSON) == "null" {
+		argsJSON = []byte("[]")
+	}
+	args, err := abi.ArgsFromJSON(rd.Params, argsJSON)
+	if err != nil {
+		return failed(http.StatusBadRequest, "bad arguments for reducer %s(%s): %v", rd.Name, paramList(rd), err)
+	}
+	rec := &claimsRecorder{}
+	if isAuthReducer(rd) {
+		ctx = context.WithValue(ctx, claimsRecorderKey{}, rec)
+	}
+	res, err := d.rdb.Call(ctx, runtime.CallRequest{Reducer: rd.Name, Args: args, Caller: caller, Claims: claims, Connection: conn})
+	status := "committed"
+	var out *callOutcome
+	switch {
+	case err == nil:
+		out = &callOutcome{code: http.StatusOK, Status: status, Offset: res.Commit.Offset, DurationUS: res.Duration.Microseconds(), Return: json.RawMessage("null")}
+		if rd.Return != nil && res.Return != nil {
+			vals, derr := abi.DecodeRow([]abi.Type{*rd.Return}, res.Return)
+			if derr == nil && len(vals) == 1 {
+				out.Return = abi.AppendJSON(nil, *rd.Return, vals[0])
+				if isAuthReducer(rd) {
+					s.bindSession(out, vals[0], rec)
+				}
+			}
+		}
+	default:
+		status = "failed"
+		var rerr *runtime.ReducerError
+		switch {
+		case errors.As(err, &rerr):
+			out = failed(http.StatusUnprocessableEntity, "%s", rerr.Message)
+		case errors.Is(err, runtime.ErrDeadline):
+			out = failed(http.StatusGatewayTimeout, "%v", err)
+		case errors.Is(err, runtime.ErrTrap), errors.Is(err, runtime.ErrBadReturn):
+			out = failed(http.StatusInternalServerError, "the module trapped: %v", err)
+		case errors.Is(err, runtime.ErrInvalidArguments):
+			out = failed(http.StatusBadRequest, "%v", err)
+		case errors.Is(err, runtime.ErrNoSuchReducer):
+			out = failed(http.StatusNotFound, "%v", err)
+		case errors.Is(err, runtime.ErrClosed):
+			out = failed(http.StatusServiceUnavailable, "database %s is closing; try again", d.name)
+		case ctx.Err() != nil:
+			out = failed(499, "the call was cancelled: %v", err)
+		default:
+			s.log.Error("reducer call failed", "database", d.name, "reducer", rd.Name, "error", err)
+			out = failed(http.StatusInternalServerError, "%v", err)
+		}
+	}
+	s.metrics.calls.WithLabelValues(d.name, rd.Name, status).Inc()
+	if res != nil {
+		s.metrics.duration.WithLabelValues(d.name, rd.Name).Observe(res.Duration.Seconds())
+	}
+	return out
+}
+
+// bindSession fills in the identity an auth reducer returned and, when the
+// claims it came from were verified during the call, a session token.
+func (s *Server) bindSession(out *callOutcome, v abi.Value, rec *claimsRecorder) {
+	var id abi.Identity
+	if len(v.Str) != len(id) {
+		return
+	}
+	copy(id[:], v.Str)
+	if id.IsZero() {
+		return
+	}
+	out.Identity = &id
+	c := rec.find(id)
+	if c == nil {
+		out.Warning = "no session token: the identity auth returned does not come from a token verified with jwt_verify during the call, so the server cannot vouch for it on later calls"
+		return
+	}
+	tok, exp, err := s.key.MintSession(c)
+	if err != nil {
+		out.Warning = "no session token: " + err.Error()
+		return
+	}
+	out.Token, out.TokenExpiresAt = tok, &exp
+	out.session = &auth.Session{Identity: id, Issuer: c.Issuer, Subject: c.Subject, Claims: c.JSON, IssuedAt: time.Now(), ExpiresAt: exp}
+}
+
+func paramList(rd *abi.ReducerDef) string {
+	var b []byte
+	for i, p := range rd.Params {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = fmt.Appendf(b, "%s: %s", p.Name, p.Type)
+	}
+	return string(b)
+}

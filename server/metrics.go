@@ -1,0 +1,76 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are one Server's Prometheus metrics, in a registry of its own: two
+// servers in one process (tests, or an embedding program) never share
+// counters, and nothing registers globally.
+type metrics struct {
+	reg           *prometheus.Registry
+	calls         *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	connections   *prometheus.GaugeVec
+	subscriptions *prometheus.GaugeVec
+	commits       *prometheus.CounterVec
+	publishes     *prometheus.CounterVec
+	dropped       *prometheus.CounterVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spacetime_reducer_calls_total",
+			Help: "Reducer calls by database, reducer and status (committed or failed).",
+		}, []string{"database", "reducer", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "spacetime_reducer_duration_seconds",
+			Help:    "Time spent in the guest per reducer call.",
+			Buckets: prometheus.ExponentialBuckets(20e-6, 4, 10), // 20 µs .. 5 s
+		}, []string{"database", "reducer"}),
+		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "spacetime_websocket_connections",
+			Help: "Open WebSocket connections by database.",
+		}, []string{"database"}),
+		subscriptions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "spacetime_subscriptions",
+			Help: "Active subscription query sets by database.",
+		}, []string{"database"}),
+		commits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spacetime_commits_total",
+			Help: "Durable transactions by database.",
+		}, []string{"database"}),
+		publishes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spacetime_publishes_total",
+			Help: "Module publishes by database and result (created, updated, refused, failed).",
+		}, []string{"database", "result"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spacetime_websocket_slow_disconnects_total",
+			Help: "WebSocket clients disconnected because their outgoing queue was full.",
+		}, []string{"database"}),
+	}
+	m.reg.MustRegister(m.calls, m.duration, m.connections, m.subscriptions, m.commits, m.publishes, m.dropped,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// forget drops a deleted database's series.
+func (m *metrics) forget(db string) {
+	l := prometheus.Labels{"database": db}
+	m.calls.DeletePartialMatch(l)
+	m.duration.DeletePartialMatch(l)
+	m.connections.DeletePartialMatch(l)
+	m.subscriptions.DeletePartialMatch(l)
+	m.commits.DeletePartialMatch(l)
+	m.dropped.DeletePartialMatch(l)
+}

@@ -1,0 +1,137 @@
+package server
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/spacetime-go/spacetime/auth"
+	"github.com/spacetime-go/spacetime/runtime"
+)
+
+// Defaults of the server's settings.
+const (
+	DefaultDataDir    = ".spacetime"
+	DefaultListenAddr = "127.0.0.1:3000"
+	// DefaultMaxCallBody bounds the JSON arguments of an HTTP call. JSON is
+	// larger than the BSATN the runtime accepts (runtime.DefaultMaxArgsBytes),
+	// so it gets some room.
+	DefaultMaxCallBody = 4 << 20
+	// DefaultMaxQueryBody bounds the text of a SQL query.
+	DefaultMaxQueryBody = 64 << 10
+	// DefaultMaxMessage bounds one WebSocket message from a client.
+	DefaultMaxMessage = 4 << 20
+	// DefaultSendQueue is how many messages may wait for one slow client
+	// before the server gives up on it.
+	DefaultSendQueue = 1024
+	// DefaultPingInterval is how often the server pings an idle WebSocket;
+	// a client that does not answer within two intervals is dropped.
+	DefaultPingInterval = 20 * time.Second
+	// DefaultMaxMalformed is how many malformed messages in a row a
+	// connection may send before the server closes it as abusive.
+	DefaultMaxMalformed = 16
+	// DefaultOperatorTokenTTL is the lifetime of an operator token.
+	DefaultOperatorTokenTTL = 10 * 365 * 24 * time.Hour
+)
+
+type config struct {
+	dataDir      string
+	listenAddr   string
+	logger       *slog.Logger
+	authConfig   *auth.Config
+	configFile   string
+	devIssuer    bool
+	rtOpts       []runtime.Option
+	maxModule    int
+	maxCallBody  int64
+	maxQueryBody int64
+	maxMessage   int64
+	sendQueue    int
+	pingInterval time.Duration
+	maxMalformed int
+	operatorTTL  time.Duration
+	version      string
+}
+
+func defaultConfig() config {
+	return config{
+		dataDir:      DefaultDataDir,
+		listenAddr:   DefaultListenAddr,
+		logger:       slog.New(slog.DiscardHandler),
+		devIssuer:    true,
+		maxModule:    runtime.DefaultMaxModuleSize,
+		maxCallBody:  DefaultMaxCallBody,
+		maxQueryBody: DefaultMaxQueryBody,
+		maxMessage:   DefaultMaxMessage,
+		sendQueue:    DefaultSendQueue,
+		pingInterval: DefaultPingInterval,
+		maxMalformed: DefaultMaxMalformed,
+		operatorTTL:  DefaultOperatorTokenTTL,
+		version:      "dev",
+	}
+}
+
+// Option configures a Server.
+type Option func(*config)
+
+// WithDataDir sets the data directory (DefaultDataDir): the store (data/),
+// the compilation cache (cache/) and the server key live there.
+func WithDataDir(dir string) Option { return func(c *config) { c.dataDir = dir } }
+
+// WithListenAddr sets the address Start listens on (DefaultListenAddr);
+// "127.0.0.1:0" picks a free port (see Server.Addr).
+func WithListenAddr(addr string) Option { return func(c *config) { c.listenAddr = addr } }
+
+// WithLogger sets the logger of the server and of the store and runtime it
+// opens.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l != nil {
+			c.logger = l
+		}
+	}
+}
+
+// WithAuthConfig sets the trusted token issuers (server-wide and per
+// database). It takes precedence over WithConfigFile.
+func WithAuthConfig(cfg *auth.Config) Option { return func(c *config) { c.authConfig = cfg } }
+
+// WithConfigFile reads the trusted issuers from a TOML file (DESIGN.md,
+// "Config contract"); relative key paths resolve against its directory.
+func WithConfigFile(path string) Option { return func(c *config) { c.configFile = path } }
+
+// WithDevIssuer says whether modules trust the server's own issuer (tokens
+// from `spacetime token mint`). Default true; `[auth] dev_issuer = false` in
+// the config file turns it off as well.
+func WithDevIssuer(on bool) Option { return func(c *config) { c.devIssuer = on } }
+
+// WithRuntimeOptions passes options to the runtime (limits, deadlines). The
+// server sets the compilation cache and logger first, so these override them.
+func WithRuntimeOptions(opts ...runtime.Option) Option {
+	return func(c *config) { c.rtOpts = append(c.rtOpts, opts...) }
+}
+
+// WithMaxModuleSize bounds an uploaded module (runtime.DefaultMaxModuleSize);
+// a larger body is refused with 413 before it is read.
+func WithMaxModuleSize(n int) Option {
+	return func(c *config) {
+		c.maxModule = n
+		c.rtOpts = append(c.rtOpts, runtime.WithMaxModuleSize(n))
+	}
+}
+
+// WithMaxMessageSize bounds one WebSocket message from a client and the body
+// of an HTTP reducer call.
+func WithMaxMessageSize(n int64) Option {
+	return func(c *config) { c.maxMessage, c.maxCallBody = n, n }
+}
+
+// WithSendQueue sets how many outgoing messages may wait for one WebSocket
+// client; when a client falls further behind, its connection is closed
+// ("too slow") so that it cannot hold the others back.
+func WithSendQueue(n int) Option { return func(c *config) { c.sendQueue = max(n, 1) } }
+
+// WithPingInterval sets the WebSocket keepalive interval.
+func WithPingInterval(d time.Duration) Option { return func(c *config) { c.pingInterval = d } }
+
+// WithVersion sets the version reported by GET /v1/ping.
+func WithVersion(v string) Option { return func(c *config) { c.version = v } }

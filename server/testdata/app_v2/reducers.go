@@ -1,0 +1,119 @@
+// Command app is the server's test module.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+
+	"github.com/spacetime-go/spacetime/modules/go/stdb"
+)
+
+var errNotLoggedIn = errors.New("Unauthorized: You must be logged in to create a post.")
+
+func setting(key string) (string, bool) {
+	s, ok := SettingTable.FilterByKey(key)
+	return s.Value, ok
+}
+
+// ClientConnected refuses connections while the setting "refuse" holds a
+// reason, and counts connections otherwise.
+func ClientConnected(ctx *stdb.ReducerContext) error {
+	if reason, ok := setting("refuse"); ok {
+		return errors.New(reason)
+	}
+	return bump("connected")
+}
+
+func ClientDisconnected(ctx *stdb.ReducerContext) error { return bump("disconnected") }
+
+func bump(key string) error {
+	s, ok := SettingTable.FilterByKey(key)
+	if !ok {
+		_, err := SettingTable.Insert(Setting{Key: key, Value: "1"})
+		return err
+	}
+	s.Value += "1"
+	return SettingTable.UpdateByKey(s)
+}
+
+// Auth verifies a token with the host's issuers and makes sure the user has
+// a profile.
+func Auth(ctx *stdb.ReducerContext, token string) (stdb.Identity, error) {
+	claims, err := stdb.VerifyJWT(token)
+	if err != nil {
+		return stdb.Identity{}, err
+	}
+	var c struct {
+		Iss string `json:"iss"`
+		Sub string `json:"sub"`
+	}
+	if err := json.Unmarshal(claims, &c); err != nil {
+		return stdb.Identity{}, err
+	}
+	id, err := stdb.IdentityFromClaims(c.Iss, c.Sub)
+	if err != nil {
+		return stdb.Identity{}, err
+	}
+	if _, ok := UserTable.FilterByIdentityID(id); !ok {
+		if _, err := UserTable.Insert(User{IdentityID: id, Username: c.Sub, Email: c.Sub + "@example.com", CreatedAt: uint64(ctx.Timestamp.Micros())}); err != nil {
+			return stdb.Identity{}, err
+		}
+	}
+	stdb.Infof("authenticated %s", c.Sub)
+	return id, nil
+}
+
+func CreatePost(ctx *stdb.ReducerContext, content string) (uint64, error) {
+	if ctx.Caller.IsZero() {
+		return 0, errNotLoggedIn
+	}
+	if _, ok := UserTable.FilterByIdentityID(ctx.Caller); !ok {
+		return 0, errors.New("Unauthorized: No user profile found for this identity.")
+	}
+	p, err := PostTable.Insert(Post{AuthorIdentityID: ctx.Caller, Content: content, CreatedAt: uint64(ctx.Timestamp.Micros())})
+	if err != nil {
+		return 0, err
+	}
+	stdb.Infof("Post created successfully by identity: %s", ctx.Caller)
+	return p.PostID, nil
+}
+
+func UpdateProfile(ctx *stdb.ReducerContext, newUsername, newEmail string) error {
+	if ctx.Caller.IsZero() {
+		return errors.New("Unauthorized: You must be logged in to update your profile.")
+	}
+	u, ok := UserTable.FilterByIdentityID(ctx.Caller)
+	if !ok {
+		return errors.New("Unauthorized: No user profile found for this identity.")
+	}
+	u.Username, u.Email = newUsername, newEmail
+	return UserTable.UpdateByIdentityID(u)
+}
+
+func SetSetting(ctx *stdb.ReducerContext, key, value string) error {
+	if _, ok := SettingTable.FilterByKey(key); ok {
+		return SettingTable.UpdateByKey(Setting{Key: key, Value: value})
+	}
+	_, err := SettingTable.Insert(Setting{Key: key, Value: value})
+	return err
+}
+
+func Add(ctx *stdb.ReducerContext, a, b int32) (int64, error) { return int64(a) + int64(b), nil }
+
+func Fail(ctx *stdb.ReducerContext, msg string) error { return errors.New(msg) }
+
+var sink uint64
+
+// Spin never returns: the host's deadline stops it.
+func Spin(ctx *stdb.ReducerContext) error {
+	for i := uint64(0); ; i++ {
+		sink += i
+	}
+}
+
+func Whoami(ctx *stdb.ReducerContext) (stdb.Identity, error) { return ctx.Caller, nil }
+
+func Like(ctx *stdb.ReducerContext, postID uint64) error {
+	_, err := LikesTable.Insert(Likes{PostID: postID})
+	return err
+}

@@ -1,0 +1,482 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/spacetime-go/spacetime/abi"
+	"github.com/spacetime-go/spacetime/auth"
+	"github.com/spacetime-go/spacetime/runtime"
+)
+
+// Subprotocol is the WebSocket subprotocol of the JSON protocol.
+const Subprotocol = "v1.json.spacetime"
+
+// Close codes the server uses.
+const (
+	websocketGoingAway = websocket.CloseGoingAway // 1001: shutdown, database deleted
+	// CloseRefused: client_connected refused the connection; the reason is
+	// the reducer's message.
+	CloseRefused = 4403
+	// ClosePolicy (1008): the client was too slow or sent too many malformed
+	// messages; the reason says which.
+	ClosePolicy = websocket.ClosePolicyViolation
+)
+
+var upgrader = websocket.Upgrader{
+	Subprotocols:    []string{Subprotocol},
+	ReadBufferSize:  4096,
+	WriteBufferSize: 4096,
+	// Tokens travel in a header or the query, never in cookies, so a page
+	// on another origin gains nothing by opening a socket: allow every
+	// origin, as browser clients on other hosts need.
+	CheckOrigin: func(*http.Request) bool { return true },
+}
+
+// outMsg is one message waiting for a connection's writer: either encoded
+// JSON or a transaction update the writer encodes (so the commit path does
+// not spend time encoding for slow clients).
+type outMsg struct {
+	data   []byte
+	update any
+}
+
+// wsConn is one WebSocket client.
+type wsConn struct {
+	s  *Server
+	d  *database
+	ws *websocket.Conn
+	id abi.ConnectionID
+
+	mu       sync.Mutex
+	identity abi.Identity
+	claims   []byte
+	expiry   *time.Timer
+	owner    bool
+
+	out       chan outMsg
+	done      chan struct{} // closed when the connection starts closing
+	closeOnce sync.Once
+	closeCode int
+	closeMsg  string
+	writerEnd chan struct{}
+
+	malformed int
+}
+
+func newConnectionID() abi.ConnectionID {
+	var id abi.ConnectionID
+	rand.Read(id[:])
+	return id
+}
+
+// closeWith starts closing the connection: the writer sends a close frame
+// with code and reason, then closes the socket, which ends the reader. Safe
+// from any goroutine, including the subscription engine's.
+func (c *wsConn) closeWith(code int, reason string) {
+	c.closeOnce.Do(func() {
+		c.closeCode, c.closeMsg = code, closeReason(reason)
+		close(c.done)
+	})
+}
+
+// closeReason fits a reason into a close frame (125 bytes of payload, two of
+// which are the code), cutting at a rune boundary.
+func closeReason(s string) string {
+	const max = 123
+	if len(s) <= max {
+		return s
+	}
+	s = s[:max-3]
+	for !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s + "..."
+}
+
+// enqueue hands a message to the writer without blocking. A client whose
+// queue is full is disconnected: waiting for it would stall whoever is
+// sending (the commit fan-out serves every client of the database).
+func (c *wsConn) enqueue(m outMsg) bool {
+	select {
+	case <-c.done:
+		return false
+	default:
+	}
+	select {
+	case c.out <- m:
+		return true
+	default:
+		c.s.metrics.dropped.WithLabelValues(c.d.name).Inc()
+		c.s.log.Warn("websocket client too slow: disconnected", "database", c.d.name, "connection", c.id, "queued", cap(c.out))
+		c.closeWith(ClosePolicy, fmt.Sprintf("too slow: %d updates queued", cap(c.out)))
+		return false
+	}
+}
+
+// send encodes a server message {"Type": body} and queues it.
+func (c *wsConn) send(typ string, body any) bool {
+	b, err := json.Marshal(map[string]any{typ: body})
+	if err != nil {
+		c.s.log.Error("websocket: encoding a message", "type", typ, "error", err)
+		return false
+	}
+	return c.enqueue(outMsg{data: b})
+}
+
+func (c *wsConn) currentIdentity() (abi.Identity, []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.identity, c.claims
+}
+
+// setSession binds a session's identity to the connection until the session
+// expires; then the identity lapses to the unauthenticated one (DESIGN.md: a
+// connection's identity lapses when its token expires).
+func (c *wsConn) setSession(sess *auth.Session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.identity, c.claims = sess.Identity, sess.Claims
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
+	if !sess.ExpiresAt.IsZero() {
+		c.expiry = time.AfterFunc(time.Until(sess.ExpiresAt), func() { c.lapse(sess.Identity) })
+	}
+}
+
+func (c *wsConn) lapse(id abi.Identity) {
+	c.mu.Lock()
+	if c.identity != id {
+		c.mu.Unlock()
+		return
+	}
+	c.identity, c.claims, c.expiry = abi.Identity{}, nil, nil
+	c.mu.Unlock()
+	c.d.subs.setIdentity(c, abi.Identity{})
+	c.send("IdentityChanged", identityChanged{Identity: abi.Identity{}, Reason: "session expired: call auth again with a fresh token"})
+}
+
+type identityChanged struct {
+	Identity abi.Identity `json:"identity"`
+	Reason   string       `json:"reason"`
+}
+
+// handleSubscribe is GET /v1/database/:name/subscribe.
+func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
+	d, ok := s.database(w, r)
+	if !ok {
+		return
+	}
+	p, ok := s.principal(w, r)
+	if !ok {
+		return
+	}
+	if !websocket.IsWebSocketUpgrade(r) {
+		writeError(w, http.StatusBadRequest, "this route is a WebSocket (subprotocol %s): connect with a WebSocket client, such as `spacetime subscribe`", Subprotocol)
+		return
+	}
+	ws, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	ws.SetReadLimit(s.cfg.maxMessage)
+	c := &wsConn{
+		s: s, d: d, ws: ws, id: newConnectionID(),
+		owner:     d.isOwner(p),
+		out:       make(chan outMsg, s.cfg.sendQueue),
+		done:      make(chan struct{}),
+		writerEnd: make(chan struct{}),
+	}
+	if p.Session != nil {
+		c.setSession(p.Session)
+	}
+	go c.writer()
+	defer func() {
+		c.closeWith(websocket.CloseNormalClosure, "")
+		<-c.writerEnd
+		c.mu.Lock()
+		if c.expiry != nil {
+			c.expiry.Stop()
+		}
+		c.mu.Unlock()
+	}()
+	if !d.register(c) {
+		c.closeWith(websocketGoingAway, "database closing")
+		return
+	}
+	defer d.unregister(c)
+
+	// client_connected decides whether the connection is accepted; its
+	// refusal reaches the client in the close frame (SpacetimeDB's clients
+	// see a bare 1006 instead, issue #2739).
+	caller, claims := c.currentIdentity()
+	if _, err := d.rdb.CallLifecycle(r.Context(), abi.LifecycleClientConnected, runtime.CallRequest{Caller: caller, Claims: claims, Connection: c.id}); err != nil {
+		reason := err.Error()
+		var rerr *runtime.ReducerError
+		if errors.As(err, &rerr) {
+			reason = rerr.Message
+		}
+		s.log.Info("websocket refused by client_connected", "database", d.name, "connection", c.id, "reason", reason)
+		c.closeWith(CloseRefused, reason)
+		return
+	}
+	s.metrics.connections.WithLabelValues(d.name).Inc()
+	defer s.metrics.connections.WithLabelValues(d.name).Dec()
+	defer func() {
+		// client_disconnected runs even when the server is shutting down:
+		// the request's context may be gone, the database is not.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
+		defer cancel()
+		id, claims := c.currentIdentity()
+		if _, err := d.rdb.CallLifecycle(ctx, abi.LifecycleClientDisconnected, runtime.CallRequest{Caller: id, Claims: claims, Connection: c.id}); err != nil {
+			s.log.Warn("client_disconnected failed", "database", d.name, "connection", c.id, "error", err)
+		}
+	}()
+
+	d.subs.connect(c)
+	defer d.subs.disconnect(c)
+	c.send("InitialConnection", map[string]any{"identity": caller, "connection_id": c.id.String()})
+	s.log.Debug("websocket connected", "database", d.name, "connection", c.id, "identity", caller, "owner", c.owner)
+	c.reader(r.Context())
+}
+
+// writer is the connection's only writer of data frames: it drains the
+// queue, pings, and on close sends the close frame.
+func (c *wsConn) writer() {
+	defer close(c.writerEnd)
+	defer c.ws.Close()
+	ping := time.NewTicker(c.s.cfg.pingInterval)
+	defer ping.Stop()
+	write := func(m outMsg) error {
+		data := m.data
+		if m.update != nil {
+			var err error
+			if data, err = json.Marshal(m.update); err != nil {
+				c.s.log.Error("websocket: encoding an update", "error", err)
+				return nil
+			}
+		}
+		c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		return c.ws.WriteMessage(websocket.TextMessage, data)
+	}
+	for {
+		select {
+		case m := <-c.out:
+			if err := write(m); err != nil {
+				c.closeWith(websocket.CloseAbnormalClosure, "")
+				return
+			}
+		case <-ping.C:
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(5*time.Second)); err != nil {
+				c.closeWith(websocket.CloseAbnormalClosure, "")
+				return
+			}
+		case <-c.done:
+			if c.closeCode != ClosePolicy && c.closeCode != websocket.CloseAbnormalClosure {
+				// Deliver what is already queued (a ReducerResult, the
+				// last updates) before saying goodbye; a slow client gets
+				// nothing more.
+				deadline := time.Now().Add(time.Second)
+			drain:
+				for time.Now().Before(deadline) {
+					select {
+					case m := <-c.out:
+						if write(m) != nil {
+							break drain
+						}
+					default:
+						break drain
+					}
+				}
+			}
+			if c.closeCode != websocket.CloseAbnormalClosure {
+				c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.closeCode, c.closeMsg), time.Now().Add(time.Second))
+				// Give the client a moment to answer the close frame, so
+				// that it reads our reason rather than a reset.
+				c.ws.SetReadDeadline(time.Now().Add(time.Second))
+			}
+			return
+		}
+	}
+}
+
+// reader reads and handles the client's messages one at a time, in order.
+func (c *wsConn) reader(ctx context.Context) {
+	pongWait := 2 * c.s.cfg.pingInterval
+	c.ws.SetReadDeadline(time.Now().Add(pongWait))
+	c.ws.SetPongHandler(func(string) error {
+		c.ws.SetReadDeadline(time.Now().Add(pongWait))
+		return nil
+	})
+	for {
+		typ, data, err := c.ws.ReadMessage()
+		if err != nil {
+			var ce *websocket.CloseError
+			switch {
+			case errors.As(err, &ce):
+				c.closeWith(ce.Code, "")
+			case errors.Is(err, websocket.ErrReadLimit):
+				c.closeWith(websocket.CloseMessageTooBig, fmt.Sprintf("message too large: at most %d bytes", c.s.cfg.maxMessage))
+			default:
+				c.closeWith(websocket.CloseAbnormalClosure, "")
+			}
+			return
+		}
+		c.ws.SetReadDeadline(time.Now().Add(pongWait))
+		select {
+		case <-c.done:
+			return
+		default:
+		}
+		if typ != websocket.TextMessage {
+			c.malformedMessage(nil, "binary messages are not supported: send JSON text frames (subprotocol v1.json.spacetime)")
+			continue
+		}
+		c.handle(ctx, data)
+	}
+}
+
+// malformedMessage answers a message the server could not act on. Many in a
+// row close the connection: a client that only sends garbage is abusive.
+func (c *wsConn) malformedMessage(requestID *uint32, msg string) {
+	c.malformed++
+	c.send("Error", map[string]any{"request_id": requestID, "error": msg})
+	if c.malformed >= c.s.cfg.maxMalformed {
+		c.closeWith(ClosePolicy, fmt.Sprintf("too many malformed messages (%d in a row)", c.malformed))
+	}
+}
+
+// Client messages.
+type (
+	callReducerMsg struct {
+		RequestID *uint32         `json:"request_id"`
+		Reducer   *string         `json:"reducer"`
+		Args      json.RawMessage `json:"args"`
+	}
+	subscribeMsg struct {
+		RequestID  *uint32  `json:"request_id"`
+		QuerySetID *uint32  `json:"query_set_id"`
+		Queries    []string `json:"queries"`
+	}
+	unsubscribeMsg struct {
+		RequestID  *uint32 `json:"request_id"`
+		QuerySetID *uint32 `json:"query_set_id"`
+	}
+	oneOffQueryMsg struct {
+		RequestID *uint32 `json:"request_id"`
+		Query     *string `json:"query"`
+	}
+)
+
+const clientMessageTypes = "CallReducer, Subscribe, Unsubscribe or OneOffQuery"
+
+func (c *wsConn) handle(ctx context.Context, data []byte) {
+	var env map[string]json.RawMessage
+	if err := json.Unmarshal(data, &env); err != nil {
+		c.malformedMessage(nil, fmt.Sprintf("the message is not a JSON object (%v): send one object with one key, the message type (%s)", err, clientMessageTypes))
+		return
+	}
+	if len(env) != 1 {
+		c.malformedMessage(nil, fmt.Sprintf("the message has %d keys: send one object with exactly one key, the message type (%s)", len(env), clientMessageTypes))
+		return
+	}
+	for typ, body := range env {
+		var err error
+		switch typ {
+		case "CallReducer":
+			var m callReducerMsg
+			if err = decodeBody(typ, body, &m); err == nil {
+				err = c.callReducer(ctx, &m)
+			}
+		case "Subscribe":
+			var m subscribeMsg
+			if err = decodeBody(typ, body, &m); err == nil {
+				err = c.subscribe(ctx, &m)
+			}
+		case "Unsubscribe":
+			var m unsubscribeMsg
+			if err = decodeBody(typ, body, &m); err == nil {
+				err = c.unsubscribe(&m)
+			}
+		case "OneOffQuery":
+			var m oneOffQueryMsg
+			if err = decodeBody(typ, body, &m); err == nil {
+				err = c.oneOffQuery(ctx, &m)
+			}
+		default:
+			err = fmt.Errorf("unknown message type %q: the client messages are %s", truncate(typ, 40), clientMessageTypes)
+		}
+		if err != nil {
+			var me *malformedError
+			if errors.As(err, &me) {
+				c.malformedMessage(me.requestID, me.msg)
+			} else {
+				c.malformedMessage(nil, err.Error())
+			}
+			return
+		}
+		c.malformed = 0
+	}
+}
+
+// malformedError is a message the server could not act on.
+type malformedError struct {
+	requestID *uint32
+	msg       string
+}
+
+func (e *malformedError) Error() string { return e.msg }
+
+func malformed(id *uint32, format string, args ...any) error {
+	return &malformedError{requestID: id, msg: fmt.Sprintf(format, args...)}
+}
+
+func decodeBody(typ string, body json.RawMessage, v any) error {
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("bad %s message: %v", typ, err)
+	}
+	return nil
+}
+
+func (c *wsConn) callReducer(ctx context.Context, m *callReducerMsg) error {
+	if m.RequestID == nil {
+		return malformed(nil, "CallReducer needs a request_id (a number the reply carries back)")
+	}
+	if m.Reducer == nil || *m.Reducer == "" {
+		return malformed(m.RequestID, "CallReducer needs \"reducer\", the reducer's name")
+	}
+	if len(m.Args) > 0 && string(m.Args) != "null" && m.Args[0] != '[' {
+		return malformed(m.RequestID, "CallReducer \"args\" must be a JSON array of the reducer's arguments")
+	}
+	caller, claims := c.currentIdentity()
+	out := c.s.call(ctx, c.d, *m.Reducer, m.Args, caller, claims, c.id)
+	type result struct {
+		RequestID uint32 `json:"request_id"`
+		*callOutcome
+	}
+	c.send("ReducerResult", result{RequestID: *m.RequestID, callOutcome: out})
+	if out.session != nil {
+		c.setSession(out.session)
+		c.d.subs.setIdentity(c, out.session.Identity)
+		c.send("IdentityChanged", identityChanged{Identity: out.session.Identity, Reason: "auth"})
+	} else if out.Identity != nil {
+		// The module vouched for an identity the server cannot mint a
+		// session for; the connection still runs as it.
+		c.mu.Lock()
+		c.identity, c.claims = *out.Identity, nil
+		c.mu.Unlock()
+		c.d.subs.setIdentity(c, *out.Identity)
+		c.send("IdentityChanged", identityChanged{Identity: *out.Identity, Reason: "auth"})
+	}
+	return nil
+}
