@@ -28,6 +28,7 @@ type Bound struct {
 // must not be modified.
 type RowIter struct {
 	it      treeIter
+	one     *rowRec // a point lookup's only row, when it is not nil
 	seek    []byte
 	end     []byte
 	hasEnd  bool
@@ -35,92 +36,94 @@ type RowIter struct {
 	done    bool
 }
 
-type treeIter = interface {
-	First() bool
-	Seek(entry) bool
-	Next() bool
-	Item() entry
-	Release()
-}
-
 // Next returns the next row, or ok=false at the end.
 func (r *RowIter) Next() (row []byte, ok bool) {
+	rec, ok := r.nextRec()
+	if !ok {
+		return nil, false
+	}
+	return rec.row(), true
+}
+
+func (r *RowIter) nextRec() (rec *rowRec, ok bool) {
 	if r == nil || r.done {
 		return nil, false
+	}
+	if r.it == nil {
+		r.done = true
+		return r.one, r.one != nil
 	}
 	if !r.started {
 		r.started = true
 		if r.seek != nil {
-			ok = r.it.Seek(entry{key: r.seek})
+			ok = r.it.seek(r.seek)
 		} else {
-			ok = r.it.First()
+			ok = r.it.first()
 		}
 	} else {
-		ok = r.it.Next()
+		ok = r.it.next()
 	}
 	if !ok {
 		r.Close()
 		return nil, false
 	}
-	e := r.it.Item()
-	if r.hasEnd && bytes.Compare(e.key, r.end) >= 0 {
+	k, rec := r.it.item()
+	if r.hasEnd && bytes.Compare(k, r.end) >= 0 {
 		r.Close()
 		return nil, false
 	}
-	return e.rec.row, true
+	return rec, true
 }
 
 // Close releases the iterator; Next then returns ok=false.
 func (r *RowIter) Close() {
 	if r != nil && !r.done {
 		r.done = true
-		r.it.Release()
+		if r.it != nil {
+			r.it.release()
+		}
 	}
 }
 
-var emptyIter = &RowIter{done: true}
-
-func newIter(t *tree) *RowIter {
-	it := t.Iter()
-	return &RowIter{it: &it}
-}
-
-func scanAll(t *tree) *RowIter { return newIter(t) }
-
-func scanPrefix(t *tree, p []byte) *RowIter {
-	r := newIter(t)
-	r.seek = p
+// scanPoint iterates over the rows whose key in ix starts with the encoded
+// prefix p. A full key of a unique index is a single lookup.
+func scanPoint(st *tableState, ix *indexSchema, p []byte, copy bool, full bool) *RowIter {
+	if ix.unique && full {
+		rec, _ := st.get(ix, p)
+		return &RowIter{one: rec}
+	}
+	r := &RowIter{it: st.iter(ix, copy), seek: p}
 	if end := prefixEnd(p); end != nil {
 		r.end, r.hasEnd = end, true
 	}
 	return r
 }
 
-func scanRange(t *tree, ix *indexSchema, lo, hi Bound) (*RowIter, error) {
+func scanRange(st *tableState, ix *indexSchema, copy bool, lo, hi Bound) (*RowIter, error) {
 	var loKey, hiKey []byte
 	var err error
 	if lo.Kind > Unbounded || hi.Kind > Unbounded {
 		return nil, fmt.Errorf("%w: bound kind %d/%d for index %q is not Inclusive (0), Exclusive (1) or Unbounded (2)", ErrSchemaMismatch, lo.Kind, hi.Kind, ix.name)
 	}
 	if lo.Kind != Unbounded {
-		if loKey, err = ix.encodeSearchKey(lo.Key); err != nil {
+		if loKey, _, err = ix.encodeSearchKey(lo.Key); err != nil {
 			return nil, err
 		}
 	}
 	if hi.Kind != Unbounded {
-		if hiKey, err = ix.encodeSearchKey(hi.Key); err != nil {
+		if hiKey, _, err = ix.encodeSearchKey(hi.Key); err != nil {
 			return nil, err
 		}
 	}
-	r := newIter(t)
+	r := &RowIter{}
 	switch lo.Kind {
 	case Inclusive:
 		r.seek = loKey
 	case Exclusive:
 		r.seek = prefixEnd(loKey)
 		if r.seek == nil {
-			r.Close()
-			return emptyIter, nil
+			r.done = true
+			return r, nil
 		}
 	}
 	switch hi.Kind {
@@ -131,5 +134,6 @@ func scanRange(t *tree, ix *indexSchema, lo, hi Bound) (*RowIter, error) {
 	case Exclusive:
 		r.end, r.hasEnd = hiKey, true
 	}
+	r.it = st.iter(ix, copy)
 	return r, nil
 }

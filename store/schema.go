@@ -313,22 +313,23 @@ func (ix *indexSchema) indexKey(dst, row []byte) []byte {
 }
 
 // encodeSearchKey validates key as the BSATN of a prefix of the index's
-// columns and returns its key encoding.
-func (ix *indexSchema) encodeSearchKey(key []byte) ([]byte, error) {
+// columns and returns its key encoding, and whether it has every column.
+func (ix *indexSchema) encodeSearchKey(key []byte) (enc []byte, full bool, err error) {
 	ts := ix.table
 	r := abi.NewReader(key)
 	out := make([]byte, 0, len(key)+8)
-	for i := 0; r.Remaining() > 0; i++ {
+	i := 0
+	for ; r.Remaining() > 0; i++ {
 		if i >= len(ix.cols) {
-			return nil, fmt.Errorf("%w: key for index %q has %d bytes after its %d columns", ErrSchemaMismatch, ix.name, r.Remaining(), len(ix.cols))
+			return nil, false, fmt.Errorf("%w: key for index %q has %d bytes after its %d columns", ErrSchemaMismatch, ix.name, r.Remaining(), len(ix.cols))
 		}
 		t := &ts.types[ix.cols[i]]
 		start := r.Offset()
 		r.Skip(*t)
 		if err := r.Err(); err != nil {
-			return nil, fmt.Errorf("%w: key for index %q, column %q (%s): %w", ErrSchemaMismatch, ix.name, ts.def.Columns[ix.cols[i]].Name, t, err)
+			return nil, false, fmt.Errorf("%w: key for index %q, column %q (%s): %w", ErrSchemaMismatch, ix.name, ts.def.Columns[ix.cols[i]].Name, t, err)
 		}
 		out, _ = encodeKey(out, t, key[start:r.Offset()])
 	}
-	return out, nil
+	return out, i == len(ix.cols), nil
 }

@@ -17,7 +17,7 @@ func (s *Snapshot) Scan(t TableID) (*RowIter, error) {
 	if _, err := s.v.schema.table(t); err != nil {
 		return nil, err
 	}
-	return scanAll(s.v.tables[t].rows), nil
+	return &RowIter{it: s.v.tables[t].iter(nil, false)}, nil
 }
 
 // ScanPoint iterates over the rows whose key in index ix starts with key.
@@ -26,11 +26,11 @@ func (s *Snapshot) ScanPoint(ix IndexID, key []byte) (*RowIter, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := is.encodeSearchKey(key)
+	p, full, err := is.encodeSearchKey(key)
 	if err != nil {
 		return nil, err
 	}
-	return scanPrefix(s.v.tables[is.table.id].treeFor(is), p), nil
+	return scanPoint(s.v.tables[is.table.id], is, p, false, full), nil
 }
 
 // ScanRange iterates over the rows of index ix between lo and hi.
@@ -39,7 +39,7 @@ func (s *Snapshot) ScanRange(ix IndexID, lo, hi Bound) (*RowIter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return scanRange(s.v.tables[is.table.id].treeFor(is), is, lo, hi)
+	return scanRange(s.v.tables[is.table.id], is, false, lo, hi)
 }
 
 // Count returns the number of rows in table t.

@@ -268,10 +268,6 @@ func (s *Store) DropDatabase(ctx context.Context, name string) error {
 
 // recover rebuilds every database from Badger.
 func (s *Store) recover(ctx context.Context) error {
-	type loading struct {
-		db   *Database
-		bufs [][]entry // per table: index entries gathered for sorting, flattened per index below
-	}
 	byID := map[uint64]*Database{}
 	err := s.bdb.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: []byte{pfxCatalog}})
@@ -355,9 +351,9 @@ func (s *Store) recover(ctx context.Context) error {
 func (s *Store) loadDatabase(db *Database) error {
 	sch := db.latest.schema
 	tables := db.latest.tables
-	pending := make([][][]entry, len(tables)) // per table, per index position
+	pending := make([][][]*ixEntry, len(tables)) // per table, per index position
 	for i, st := range tables {
-		pending[i] = make([][]entry, len(st.idx))
+		pending[i] = make([][]*ixEntry, len(st.idx))
 	}
 	err := s.bdb.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: db.prefix})
@@ -414,11 +410,11 @@ func (s *Store) loadDatabase(db *Database) error {
 					return err
 				}
 				copy(buf[vl:], rk)
-				rec := &rowRec{row: buf[:vl:vl], key: buf[vl:]}
-				if err := abi.ValidateRow(ts.types, rec.row); err != nil {
+				rec := &rowRec{b: buf, n: vl}
+				if err := abi.ValidateRow(ts.types, rec.row()); err != nil {
 					return fmt.Errorf("stored row of table %q: %w", ts.def.Name, err)
 				}
-				st.rows.Load(entry{key: rec.key, rec: rec})
+				st.rows.Load(rec)
 				if ts.pk < 0 && len(rk) == 8 {
 					if id := binary.BigEndian.Uint64(rk); id >= st.nextRowID {
 						st.nextRowID = id + 1
@@ -428,11 +424,11 @@ func (s *Store) loadDatabase(db *Database) error {
 					if ix.primary {
 						continue
 					}
-					ik := ix.indexKey(nil, rec.row)
+					ik := ix.indexKey(nil, rec.row())
 					if !ix.unique {
-						ik = append(ik, rec.key...)
+						ik = append(ik, rec.key()...)
 					}
-					pending[tid][i] = append(pending[tid][i], entry{key: ik, rec: rec})
+					pending[tid][i] = append(pending[tid][i], &ixEntry{key: ik, rec: rec})
 				}
 			}
 		}
@@ -446,7 +442,7 @@ func (s *Store) loadDatabase(db *Database) error {
 			if len(es) == 0 {
 				continue
 			}
-			slices.SortFunc(es, func(a, b entry) int { return bytes.Compare(a.key, b.key) })
+			slices.SortFunc(es, func(a, b *ixEntry) int { return bytes.Compare(a.key, b.key) })
 			t := tables[tid].idx[i]
 			for _, e := range es {
 				t.Load(e)

@@ -6,52 +6,64 @@ import (
 	"github.com/tidwall/btree"
 )
 
-// rowRec is a stored row. key is the row's identity: the encoded primary
-// key, or a hidden row id. key and row share one allocation and never change.
+// rowRec is a stored row: b holds the row's BSATN (the first n bytes) then
+// its key, the row's identity (the encoded primary key, or a hidden row id).
+// One allocation per row; never modified once stored.
 type rowRec struct {
-	key []byte
-	row []byte
+	b []byte
+	n int
 }
 
-// entry is a B-tree item. In a table's rows tree key == rec.key; in an index
-// tree key is the index key, followed by rec.key when the index is not
-// unique (so that every entry is distinct).
-type entry struct {
+func (r *rowRec) row() []byte { return r.b[:r.n:r.n] }
+func (r *rowRec) key() []byte { return r.b[r.n:] }
+
+// ixEntry is an entry of a secondary index. key is the index key, followed
+// by the row's key when the index is not unique, so entries are distinct.
+type ixEntry struct {
 	key []byte
 	rec *rowRec
 }
 
-type tree = btree.BTreeG[entry]
+// The trees hold pointers: a copy-on-write path copy then moves 8 bytes per
+// item instead of a whole entry, which keeps a one-row transaction cheap.
+type (
+	rowTree = btree.BTreeG[*rowRec]
+	ixTree  = btree.BTreeG[*ixEntry]
+)
 
-func lessEntry(a, b entry) bool { return bytes.Compare(a.key, b.key) < 0 }
+var treeOpts = btree.Options{NoLocks: true, Degree: 16}
 
-var treeOpts = btree.Options{NoLocks: true, Degree: 32}
+func newRowTree() *rowTree {
+	return btree.NewBTreeGOptions(func(a, b *rowRec) bool { return bytes.Compare(a.key(), b.key()) < 0 }, treeOpts)
+}
 
-func newTree() *tree { return btree.NewBTreeGOptions(lessEntry, treeOpts) }
+func newIxTree() *ixTree {
+	return btree.NewBTreeGOptions(func(a, b *ixEntry) bool { return bytes.Compare(a.key, b.key) < 0 }, treeOpts)
+}
 
 // tableState is one version of a table. Once published (committed) it is
 // immutable; a writer that needs to change it clones it first, which is O(1)
 // per tree thanks to the trees' copy-on-write.
 type tableState struct {
 	schema    *tableSchema
-	rows      *tree
-	idx       []*tree  // by index position; nil for the index the rows tree serves
-	nextRowID uint64   // next hidden row id, for tables without a primary key
-	autoinc   []uint64 // last value issued, per schema.autoinc
+	rows      *rowTree
+	idx       []*ixTree // by index position; nil for the index the rows tree serves
+	nextRowID uint64    // next hidden row id, for tables without a primary key
+	autoinc   []uint64  // last value issued, per schema.autoinc
 }
 
 func newTableState(ts *tableSchema) *tableState {
-	st := &tableState{schema: ts, rows: newTree(), idx: make([]*tree, len(ts.indexes)), nextRowID: 1, autoinc: make([]uint64, len(ts.autoinc))}
+	st := &tableState{schema: ts, rows: newRowTree(), idx: make([]*ixTree, len(ts.indexes)), nextRowID: 1, autoinc: make([]uint64, len(ts.autoinc))}
 	for i, ix := range ts.indexes {
 		if !ix.primary {
-			st.idx[i] = newTree()
+			st.idx[i] = newIxTree()
 		}
 	}
 	return st
 }
 
 func (st *tableState) clone() *tableState {
-	c := &tableState{schema: st.schema, rows: st.rows.Copy(), idx: make([]*tree, len(st.idx)), nextRowID: st.nextRowID, autoinc: append([]uint64(nil), st.autoinc...)}
+	c := &tableState{schema: st.schema, rows: st.rows.Copy(), idx: make([]*ixTree, len(st.idx)), nextRowID: st.nextRowID, autoinc: append([]uint64(nil), st.autoinc...)}
 	for i, t := range st.idx {
 		if t != nil {
 			c.idx[i] = t.Copy()
@@ -60,13 +72,60 @@ func (st *tableState) clone() *tableState {
 	return c
 }
 
-// treeFor returns the tree that serves index ix.
-func (st *tableState) treeFor(ix *indexSchema) *tree {
+// get returns the row whose key in index ix is exactly key (ix unique).
+func (st *tableState) get(ix *indexSchema, key []byte) (*rowRec, bool) {
 	if ix.primary {
-		return st.rows
+		return st.rows.Get(&rowRec{b: key})
 	}
-	return st.idx[ix.pos]
+	e, ok := st.idx[ix.pos].Get(&ixEntry{key: key})
+	if !ok {
+		return nil, false
+	}
+	return e.rec, true
 }
+
+// iter opens an iterator over index ix (nil: the rows tree). With copy set,
+// it iterates over an O(1) copy of the tree, so later writes to st do not
+// disturb it.
+func (st *tableState) iter(ix *indexSchema, copy bool) treeIter {
+	if ix == nil || ix.primary {
+		t := st.rows
+		if copy {
+			t = t.Copy()
+		}
+		return &rowIter{it: t.Iter()}
+	}
+	t := st.idx[ix.pos]
+	if copy {
+		t = t.Copy()
+	}
+	return &ixIter{it: t.Iter()}
+}
+
+// treeIter hides which kind of tree an iterator walks.
+type treeIter interface {
+	first() bool
+	seek(key []byte) bool
+	next() bool
+	item() (key []byte, rec *rowRec)
+	release()
+}
+
+type rowIter struct{ it btree.IterG[*rowRec] }
+
+func (r *rowIter) first() bool             { return r.it.First() }
+func (r *rowIter) seek(k []byte) bool      { return r.it.Seek(&rowRec{b: k}) }
+func (r *rowIter) next() bool              { return r.it.Next() }
+func (r *rowIter) item() ([]byte, *rowRec) { x := r.it.Item(); return x.key(), x }
+func (r *rowIter) release()                { r.it.Release() }
+
+type ixIter struct{ it btree.IterG[*ixEntry] }
+
+func (r *ixIter) first() bool             { return r.it.First() }
+func (r *ixIter) seek(k []byte) bool      { return r.it.Seek(&ixEntry{key: k}) }
+func (r *ixIter) next() bool              { return r.it.Next() }
+func (r *ixIter) item() ([]byte, *rowRec) { x := r.it.Item(); return x.key, x.rec }
+func (r *ixIter) release()                { r.it.Release() }
 
 // version is the state of a whole database as of a committed offset.
 type version struct {

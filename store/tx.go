@@ -119,8 +119,8 @@ func (tx *Tx) Insert(t TableID, row []byte) ([]byte, error) {
 		st.nextRowID++
 	}
 	insertRec(ts, st, rec, keys)
-	tc.record(rec.key, nil, rec)
-	return rec.row, nil
+	tc.record(rec.key(), nil, rec)
+	return rec.row(), nil
 }
 
 // newRec copies row into a new record with its row key. When fill is set it
@@ -173,7 +173,7 @@ func (tx *Tx) newRec(ts *tableSchema, st *tableState, row []byte, keepKey []byte
 	default:
 		buf = appendRowID(buf, st.nextRowID)
 	}
-	return &rowRec{key: buf[n:len(buf):len(buf)], row: buf[:n:n]}, counters, nil
+	return &rowRec{b: buf[:len(buf):len(buf)], n: n}, counters, nil
 }
 
 func autoincMax(k abi.Kind) uint64 {
@@ -206,49 +206,43 @@ func (tx *Tx) checkUnique(ts *tableSchema, st *tableState, rec *rowRec, except *
 	for i, ix := range ts.indexes {
 		var k []byte
 		if ix.primary {
-			k = rec.key
+			k = rec.key()
 		} else {
-			k = ix.indexKey(nil, rec.row)
+			k = ix.indexKey(nil, rec.row())
 		}
 		if ix.unique {
-			if e, ok := st.treeFor(ix).Get(entry{key: k}); ok && e.rec != except {
+			if e, ok := st.get(ix, k); ok && e != except {
 				return nil, fmt.Errorf("%w: table %q: index %q already has a row with this key", ErrUniqueViolation, ts.def.Name, ix.name)
 			}
 		} else {
-			k = append(k, rec.key...)
+			k = append(k, rec.key()...)
 		}
 		keys[i] = k
-	}
-	if ts.pkIndex < 0 {
-		// Hidden row ids are fresh, but an update keeps its id: nothing to check.
-		if e, ok := st.rows.Get(entry{key: rec.key}); ok && e.rec != except {
-			return nil, fmt.Errorf("%w: table %q: row id collision", ErrUniqueViolation, ts.def.Name)
-		}
 	}
 	return keys, nil
 }
 
 func insertRec(ts *tableSchema, st *tableState, rec *rowRec, keys [][]byte) {
-	st.rows.Set(entry{key: rec.key, rec: rec})
+	st.rows.Set(rec)
 	for i, ix := range ts.indexes {
 		if !ix.primary {
-			st.idx[i].Set(entry{key: keys[i], rec: rec})
+			st.idx[i].Set(&ixEntry{key: keys[i], rec: rec})
 		}
 	}
 }
 
 func deleteRec(ts *tableSchema, st *tableState, rec *rowRec) {
-	st.rows.Delete(entry{key: rec.key})
-	var buf []byte
+	st.rows.Delete(rec)
+	var probe ixEntry
 	for i, ix := range ts.indexes {
 		if ix.primary {
 			continue
 		}
-		buf = ix.indexKey(buf[:0], rec.row)
+		probe.key = ix.indexKey(probe.key[:0], rec.row())
 		if !ix.unique {
-			buf = append(buf, rec.key...)
+			probe.key = append(probe.key, rec.key()...)
 		}
-		st.idx[i].Delete(entry{key: buf})
+		st.idx[i].Delete(&probe)
 	}
 }
 
@@ -268,14 +262,13 @@ func (tx *Tx) Update(ix IndexID, row []byte) ([]byte, error) {
 	}
 	st, tc := tx.writable(ts.id)
 	key := is.indexKey(nil, row)
-	e, ok := st.treeFor(is).Get(entry{key: key})
+	old, ok := st.get(is, key)
 	if !ok {
 		return nil, fmt.Errorf("%w: table %q has no row with that key in index %q", ErrNotFound, ts.def.Name, is.name)
 	}
-	old := e.rec
 	var keep []byte
 	if ts.pk < 0 {
-		keep = old.key
+		keep = old.key()
 	}
 	rec, _, err := tx.newRec(ts, st, row, keep, false)
 	if err != nil {
@@ -286,10 +279,10 @@ func (tx *Tx) Update(ix IndexID, row []byte) ([]byte, error) {
 		return nil, err
 	}
 	deleteRec(ts, st, old)
-	tc.record(old.key, old, nil)
+	tc.record(old.key(), old, nil)
 	insertRec(ts, st, rec, keys)
-	tc.record(rec.key, nil, rec)
-	return rec.row, nil
+	tc.record(rec.key(), nil, rec)
+	return rec.row(), nil
 }
 
 // DeleteByKey deletes every row whose key in index ix starts with key (the
@@ -299,27 +292,19 @@ func (tx *Tx) DeleteByKey(ix IndexID, key []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	p, err := is.encodeSearchKey(key)
+	p, full, err := is.encodeSearchKey(key)
 	if err != nil {
 		return 0, err
 	}
 	ts := is.table
-	cur := tx.tables[ts.id]
 	var victims []*rowRec
-	t := cur.treeFor(is)
-	if is.unique && len(is.cols) == 1 && len(p) > 0 {
-		if e, ok := t.Get(entry{key: p}); ok {
-			victims = append(victims, e.rec)
+	it := scanPoint(tx.tables[ts.id], is, p, false, full)
+	for {
+		k, ok := it.nextRec()
+		if !ok {
+			break
 		}
-	} else {
-		end := prefixEnd(p)
-		t.Ascend(entry{key: p}, func(e entry) bool {
-			if end != nil && bytes.Compare(e.key, end) >= 0 {
-				return false
-			}
-			victims = append(victims, e.rec)
-			return true
-		})
+		victims = append(victims, k)
 	}
 	if len(victims) == 0 {
 		return 0, nil
@@ -327,19 +312,14 @@ func (tx *Tx) DeleteByKey(ix IndexID, key []byte) (int, error) {
 	st, tc := tx.writable(ts.id)
 	for _, rec := range victims {
 		deleteRec(ts, st, rec)
-		tc.record(rec.key, rec, nil)
+		tc.record(rec.key(), rec, nil)
 	}
 	return len(victims), nil
 }
 
-// readTree returns a tree of table state st that later writes of this
-// transaction will not disturb.
-func (tx *Tx) readTree(id TableID, t *tree) *tree {
-	if tx.changes[id] != nil {
-		return t.Copy()
-	}
-	return t
-}
+// dirty reports whether the transaction changed table id: its trees may
+// then change under an iterator, which must work on a copy.
+func (tx *Tx) dirty(id TableID) bool { return tx.changes[id] != nil }
 
 // Scan iterates over every row of table t, in primary-key order when the
 // table has one, else in insertion order.
@@ -347,7 +327,7 @@ func (tx *Tx) Scan(t TableID) (*RowIter, error) {
 	if _, err := tx.table(t); err != nil {
 		return nil, err
 	}
-	return scanAll(tx.readTree(t, tx.tables[t].rows)), nil
+	return &RowIter{it: tx.tables[t].iter(nil, tx.dirty(t))}, nil
 }
 
 // ScanPoint iterates over the rows whose key in index ix starts with key.
@@ -356,12 +336,12 @@ func (tx *Tx) ScanPoint(ix IndexID, key []byte) (*RowIter, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := is.encodeSearchKey(key)
+	p, full, err := is.encodeSearchKey(key)
 	if err != nil {
 		return nil, err
 	}
 	id := is.table.id
-	return scanPrefix(tx.readTree(id, tx.tables[id].treeFor(is)), p), nil
+	return scanPoint(tx.tables[id], is, p, tx.dirty(id), full), nil
 }
 
 // ScanRange iterates over the rows of index ix between lo and hi, in index
@@ -372,7 +352,7 @@ func (tx *Tx) ScanRange(ix IndexID, lo, hi Bound) (*RowIter, error) {
 		return nil, err
 	}
 	id := is.table.id
-	return scanRange(tx.readTree(id, tx.tables[id].treeFor(is)), is, lo, hi)
+	return scanRange(tx.tables[id], is, tx.dirty(id), lo, hi)
 }
 
 // Count returns the number of rows in table t that the transaction sees.
@@ -439,7 +419,7 @@ func (tx *Tx) Commit(ctx context.Context) (Commit, error) {
 		ts := st.schema
 		var td *TableDelta
 		for _, c := range tc.list {
-			if c.old == c.cur || c.old != nil && c.cur != nil && bytes.Equal(c.old.row, c.cur.row) {
+			if c.old == c.cur || c.old != nil && c.cur != nil && bytes.Equal(c.old.row(), c.cur.row()) {
 				continue
 			}
 			if td == nil {
@@ -448,12 +428,13 @@ func (tx *Tx) Commit(ctx context.Context) (Commit, error) {
 			}
 			k := db.rowKey(TableID(id), c.key)
 			if c.old != nil {
-				td.Deletes = append(td.Deletes, c.old.row)
+				td.Deletes = append(td.Deletes, c.old.row())
 			}
 			if c.cur != nil {
-				td.Inserts = append(td.Inserts, c.cur.row)
-				writes = append(writes, Write{Key: k, Value: c.cur.row})
-				nbytes += len(k) + len(c.cur.row)
+				row := c.cur.row()
+				td.Inserts = append(td.Inserts, row)
+				writes = append(writes, Write{Key: k, Value: row})
+				nbytes += len(k) + len(row)
 			} else {
 				writes = append(writes, Write{Key: k, Delete: true})
 				nbytes += len(k)
