@@ -167,3 +167,26 @@ func BenchmarkGenerateGo(b *testing.B) {
 		})
 	}
 }
+
+// FuzzGenerate checks that every schema the parser accepts either generates
+// Go that parses (GenerateGo runs go/format on it) or is refused with
+// ErrCodegen, never anything else and never a panic.
+func FuzzGenerate(f *testing.F) {
+	for _, name := range []string{"tutorial", "full"} {
+		b, err := os.ReadFile(filepath.Join("testdata", name, schema.FileName))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("table _ { _: u8, _1: Option<Vec<Bytes>> }\nreducer _x(type: u8, ctx: String) -> Option<Timestamp>;"))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		def, err := schema.Parse("fuzz", src)
+		if err != nil {
+			return
+		}
+		if _, err := GenerateGo(def); err != nil && !errors.Is(err, ErrCodegen) {
+			t.Fatalf("GenerateGo: %v", err)
+		}
+	})
+}
