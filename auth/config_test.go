@@ -70,6 +70,22 @@ jwks_url = "https://chat-idp.example.com/.well-known/jwks.json"
 	if _, err := v.VerifyToken(context.Background(), tok); err != nil {
 		t.Fatal(err)
 	}
+	// A database's own issuer is trusted by that database only.
+	chatTok := sign(t, "ES256", k.ec, "", claims("https://chat-idp.example.com/"))
+	other, err := NewVerifier(WithIssuers(cfg.IssuersFor("other")...), WithNow(testNow), WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.VerifyToken(context.Background(), chatTok); !errors.Is(err, ErrUnknownIssuer) {
+		t.Fatalf("database other accepted chat's issuer: %v", err)
+	}
+	chatV, err := NewVerifier(WithIssuers(cfg.IssuersFor("chat")...), WithNow(testNow), WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := chatV.Issuers(); len(got) != 3 {
+		t.Fatalf("chat trusts %q", got)
+	}
 }
 
 func TestConfigDevIssuerSwitch(t *testing.T) {

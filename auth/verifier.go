@@ -161,7 +161,10 @@ func (v *Verifier) VerifyToken(ctx context.Context, token string) (*Claims, erro
 		if !slices.Contains(ti.cfg.Algorithms, alg) {
 			return nil, refuse(ErrAlgorithmNotAllowed, "algorithm %q is not allowed for issuer %q (allowed: %s)", alg, ti.cfg.Issuer, strings.Join(ti.cfg.Algorithms, ", "))
 		}
-		return ti.keyFor(ctx, alg, p.header.Kid)
+		// alg and kid as the library read them (exact-case keys), not as
+		// the pre-parse's case-insensitive struct decode did.
+		kid, _ := t.Header["kid"].(string)
+		return ti.keyFor(ctx, alg, kid)
 	})
 	if err == nil {
 		err = ti.validator.Validate(&rc)
