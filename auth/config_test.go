@@ -271,3 +271,67 @@ func TestParseJWKS(t *testing.T) {
 		t.Fatal("a JWKS with no usable key was accepted")
 	}
 }
+
+func TestVerifiersShareIssuers(t *testing.T) {
+	k := keys(t)
+	dir := t.TempDir()
+	writeFile(t, dir, "ec.pem", pkixPEM(t, &k.ec.PublicKey))
+	srv := newJWKSServer(t, jwksJSON(t, jwkOf(t, &k.rsa.PublicKey, "r1", "RS256")))
+	toml := `
+[[auth.issuers]]
+issuer = "https://idp.example.com/"
+algorithms = ["RS256"]
+jwks_url = "` + srv.URL + `/jwks"
+
+[[databases.chat.auth.issuers]]
+issuer = "https://chat.example.com/"
+algorithms = ["ES256"]
+public_keys = ["ec.pem"]
+
+[[databases.blog.auth.issuers]]
+issuer = "https://blog.example.com/"
+algorithms = ["ES256"]
+public_keys = ["ec.pem"]
+`
+	sk, err := OpenServerKey(t.TempDir(), WithNow(testNow), WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	devTok, _ := sk.Mint("alice", time.Hour, nil)
+	idpTok := sign(t, "RS256", k.rsa, "r1", claims("https://idp.example.com/"))
+	chatTok := sign(t, "ES256", k.ec, "", claims("https://chat.example.com/"))
+	ctx := context.Background()
+
+	for _, devOn := range []bool{true, false} {
+		src := toml
+		if !devOn {
+			src = "[auth]\ndev_issuer = false\n" + toml
+		}
+		cfg, err := ParseConfig([]byte(src), dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.fetches.Store(0)
+		vs, err := NewVerifiers(cfg, sk, WithNow(testNow), WithLogger(quietLogger()), WithHTTPClient(srv.Client()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, db := range []string{"chat", "blog", "no-own-issuers"} {
+			v := vs.For(db)
+			if _, err := v.VerifyToken(ctx, idpTok); err != nil {
+				t.Fatalf("%s: server-wide issuer: %v", db, err)
+			}
+			_, err := v.VerifyToken(ctx, devTok)
+			if devOn && err != nil || !devOn && !errors.Is(err, ErrUnknownIssuer) {
+				t.Fatalf("%s: dev issuer (trusted=%v): %v", db, devOn, err)
+			}
+			_, err = v.VerifyToken(ctx, chatTok)
+			if db == "chat" && err != nil || db != "chat" && !errors.Is(err, ErrUnknownIssuer) {
+				t.Fatalf("%s: chat's own issuer: %v", db, err)
+			}
+		}
+		if n := srv.fetches.Load(); n != 1 {
+			t.Fatalf("the shared JWKS was fetched %d times for three databases, want 1", n)
+		}
+	}
+}

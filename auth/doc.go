@@ -9,8 +9,10 @@
 //
 //   - [LoadConfig] reads [[auth.issuers]] and [databases.NAME.auth] from the
 //     server's TOML file into [Issuer] values, validated.
-//   - [NewVerifier] builds a [Verifier] for a set of issuers (one per
-//     database: [Config.IssuersFor]). [Verifier.Verify] is the jwt_verify
+//   - [NewVerifiers] builds, from a Config and the server key, the
+//     [Verifier] of every database ([Verifiers.For]); server-wide issuers
+//     are shared, so their JWKS caches are too. [NewVerifier] builds one
+//     verifier from explicit issuers. [Verifier.Verify] is the jwt_verify
 //     host function's back end: claims JSON on success, a [*TokenError]
 //     whose message is the reason for the guest on failure.
 //   - [OpenServerKey] loads or creates the server's ES256 key in the data

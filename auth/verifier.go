@@ -61,39 +61,58 @@ type trustedIssuer struct {
 // start; JWKS URLs are fetched on first use.
 func NewVerifier(opts ...Option) (*Verifier, error) {
 	o := buildOptions(opts)
-	v := &Verifier{issuers: map[string]*trustedIssuer{}, o: o}
-	var union []string
+	var issuers []*trustedIssuer
 	for _, cfg := range o.issuers {
-		if err := cfg.Validate(); err != nil {
-			return nil, err
-		}
-		if _, dup := v.issuers[cfg.Issuer]; dup {
-			return nil, configErrorf("issuer %q is configured twice: merge its keys and audiences into one entry", cfg.Issuer)
-		}
-		static, err := cfg.loadStaticKeys(o.log)
+		ti, err := newTrustedIssuer(cfg, o)
 		if err != nil {
 			return nil, err
 		}
-		ti := &trustedIssuer{cfg: cfg, static: static}
-		if cfg.JWKSURL != "" {
-			ti.remote = &remoteKeySet{
-				issuer: cfg.Issuer, url: cfg.JWKSURL, algs: cfg.Algorithms,
-				client: o.client, interval: o.refreshInterval, now: o.now, log: o.log,
-			}
+		issuers = append(issuers, ti)
+	}
+	return newVerifier(issuers, o)
+}
+
+// newTrustedIssuer validates cfg and loads its static keys.
+func newTrustedIssuer(cfg Issuer, o options) (*trustedIssuer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	static, err := cfg.loadStaticKeys(o.log)
+	if err != nil {
+		return nil, err
+	}
+	ti := &trustedIssuer{cfg: cfg, static: static}
+	if cfg.JWKSURL != "" {
+		ti.remote = &remoteKeySet{
+			issuer: cfg.Issuer, url: cfg.JWKSURL, algs: cfg.Algorithms,
+			client: o.client, interval: o.refreshInterval, now: o.now, log: o.log,
 		}
-		vopts := []jwt.ParserOption{
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuedAt(),
-			jwt.WithLeeway(cfg.LeewayOrDefault()),
-			jwt.WithTimeFunc(o.now),
-			jwt.WithIssuer(cfg.Issuer),
+	}
+	vopts := []jwt.ParserOption{
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(cfg.LeewayOrDefault()),
+		jwt.WithTimeFunc(o.now),
+		jwt.WithIssuer(cfg.Issuer),
+	}
+	if len(cfg.Audiences) > 0 {
+		vopts = append(vopts, jwt.WithAudience(cfg.Audiences...))
+	}
+	ti.validator = jwt.NewValidator(vopts...)
+	return ti, nil
+}
+
+// newVerifier assembles a verifier from built issuers, which may be shared
+// with other verifiers (and so share their JWKS caches).
+func newVerifier(issuers []*trustedIssuer, o options) (*Verifier, error) {
+	v := &Verifier{issuers: make(map[string]*trustedIssuer, len(issuers)), o: o}
+	var union []string
+	for _, ti := range issuers {
+		if _, dup := v.issuers[ti.cfg.Issuer]; dup {
+			return nil, configErrorf("issuer %q is configured twice: merge its keys and audiences into one entry", ti.cfg.Issuer)
 		}
-		if len(cfg.Audiences) > 0 {
-			vopts = append(vopts, jwt.WithAudience(cfg.Audiences...))
-		}
-		ti.validator = jwt.NewValidator(vopts...)
-		v.issuers[cfg.Issuer] = ti
-		for _, a := range cfg.Algorithms {
+		v.issuers[ti.cfg.Issuer] = ti
+		for _, a := range ti.cfg.Algorithms {
 			if !slices.Contains(union, a) {
 				union = append(union, a)
 			}
@@ -104,6 +123,64 @@ func NewVerifier(opts ...Option) (*Verifier, error) {
 	}
 	v.parser = jwt.NewParser(jwt.WithValidMethods(union), jwt.WithoutClaimsValidation(), jwt.WithStrictDecoding())
 	return v, nil
+}
+
+// Verifiers holds the verifier of every database of a server config. The
+// server-wide issuers (and the server's own, when the config trusts it) are
+// built once and shared, so a JWKS URL is fetched once for all databases.
+type Verifiers struct {
+	o        options
+	shared   []*trustedIssuer
+	perDB    map[string]*Verifier
+	fallback *Verifier
+}
+
+// NewVerifiers builds the verifiers for cfg. devKey, when not nil and
+// cfg.DevIssuer is true, is trusted as the dev issuer by every database.
+// Options are those of NewVerifier (WithIssuers is ignored: cfg says which
+// issuers to trust).
+func NewVerifiers(cfg *Config, devKey *ServerKey, opts ...Option) (*Verifiers, error) {
+	o := buildOptions(opts)
+	vs := &Verifiers{o: o, perDB: map[string]*Verifier{}}
+	server := slices.Clone(cfg.Issuers)
+	if devKey != nil && cfg.DevIssuer {
+		server = append(server, devKey.Issuer())
+	}
+	for _, ic := range server {
+		ti, err := newTrustedIssuer(ic, o)
+		if err != nil {
+			return nil, err
+		}
+		vs.shared = append(vs.shared, ti)
+	}
+	var err error
+	if vs.fallback, err = newVerifier(vs.shared, o); err != nil {
+		return nil, err
+	}
+	for db, ics := range cfg.Databases {
+		issuers := slices.Clone(vs.shared)
+		for _, ic := range ics {
+			ti, err := newTrustedIssuer(ic, o)
+			if err != nil {
+				return nil, fmt.Errorf("database %q: %w", db, err)
+			}
+			issuers = append(issuers, ti)
+		}
+		if vs.perDB[db], err = newVerifier(issuers, o); err != nil {
+			return nil, fmt.Errorf("database %q: %w", db, err)
+		}
+	}
+	return vs, nil
+}
+
+// For returns the verifier of database: the server-wide issuers plus the
+// database's own. A database without its own issuers gets the server-wide
+// verifier.
+func (vs *Verifiers) For(database string) *Verifier {
+	if v, ok := vs.perDB[database]; ok {
+		return v
+	}
+	return vs.fallback
 }
 
 // Issuers lists the trusted issuer strings.
@@ -151,11 +228,11 @@ func (v *Verifier) VerifyToken(ctx context.Context, token string) (*Claims, erro
 	)
 	tok, err := v.parser.ParseWithClaims(token, &rc, func(t *jwt.Token) (any, error) {
 		if rc.Issuer == "" {
-			return nil, refuse(ErrUnknownIssuer, "token has no \"iss\" claim: the issuer is needed to choose its keys")
+			return nil, errNoIssuer()
 		}
 		var ok bool
 		if ti, ok = v.issuers[rc.Issuer]; !ok {
-			return nil, refuse(ErrUnknownIssuer, "token issuer %q is not trusted by this server: ask the operator to add it under [[auth.issuers]]", truncate(rc.Issuer, MaxClaimLength))
+			return nil, errUntrustedIssuer(rc.Issuer)
 		}
 		alg := t.Method.Alg()
 		if !slices.Contains(ti.cfg.Algorithms, alg) {
@@ -170,7 +247,7 @@ func (v *Verifier) VerifyToken(ctx context.Context, token string) (*Claims, erro
 		err = ti.validator.Validate(&rc)
 	}
 	if err != nil {
-		return nil, v.mapError(err, ti, tok, p)
+		return nil, v.mapError(err, ti, tok, p, rc.Issuer)
 	}
 	if err := checkClaimKeys(p.payload); err != nil {
 		return nil, err
@@ -248,7 +325,7 @@ func kidNote(kid string) string {
 
 // mapError turns the library's error into a TokenError with a reason. ti is
 // nil when the error came before an issuer was chosen.
-func (v *Verifier) mapError(err error, ti *trustedIssuer, tok *jwt.Token, p *peeked) error {
+func (v *Verifier) mapError(err error, ti *trustedIssuer, tok *jwt.Token, p *peeked, iss string) error {
 	var te *TokenError
 	if errors.As(err, &te) {
 		return te
@@ -265,8 +342,16 @@ func (v *Verifier) mapError(err error, ti *trustedIssuer, tok *jwt.Token, p *pee
 			return refuseCause(ErrMalformedToken, err, "%v", err)
 		case tok != nil && tok.Method != nil && errors.Is(err, jwt.ErrTokenSignatureInvalid):
 			// The only signature error before the key function: an
-			// algorithm no trusted issuer allows.
-			return refuseCause(ErrAlgorithmNotAllowed, err, "algorithm %q is not allowed by any trusted issuer", truncate(p.header.Alg, 32))
+			// algorithm no trusted issuer allows. The claims were decoded
+			// already; name the more basic problem first.
+			alg := truncate(p.header.Alg, 32)
+			if iss == "" {
+				return errNoIssuer()
+			}
+			if other, ok := v.issuers[iss]; ok {
+				return refuseCause(ErrAlgorithmNotAllowed, err, "algorithm %q is not allowed for issuer %q (allowed: %s)", alg, iss, strings.Join(other.cfg.Algorithms, ", "))
+			}
+			return errUntrustedIssuer(iss)
 		case errors.Is(err, jwt.ErrTokenUnverifiable):
 			return refuseCause(ErrAlgorithmNotAllowed, err, "algorithm %q is not supported", truncate(p.header.Alg, 32))
 		}
@@ -538,4 +623,12 @@ func skipValue(b []byte, i int) int {
 		return i
 	}
 	return -1
+}
+
+func errNoIssuer() *TokenError {
+	return refuse(ErrUnknownIssuer, "token has no \"iss\" claim: the issuer is needed to choose its keys")
+}
+
+func errUntrustedIssuer(iss string) *TokenError {
+	return refuse(ErrUnknownIssuer, "token issuer %q is not trusted by this server: ask the operator to add it under [[auth.issuers]]", truncate(iss, MaxClaimLength))
 }

@@ -153,6 +153,8 @@ func TestVerifyRefuses(t *testing.T) {
 		{"alg none with a signature", rawToken(unsignedHeader, string(goodPayload), "c2ln"), ErrAlgorithmNotAllowed, "none"},
 		{"alg NONE", rawToken(`{"alg":"NONE"}`, string(goodPayload), "c2ln"), ErrAlgorithmNotAllowed, "none"},
 		{"algorithm not on the list", sign(t, "ES384", k.ec384, "", claims(issRSA, "aud", "my-app")), ErrAlgorithmNotAllowed, "ES384"},
+		{"algorithm no issuer allows", sign(t, "RS512", k.rsa, "", claims(issRSA, "aud", "my-app")), ErrAlgorithmNotAllowed, "RS256, PS256"},
+		{"algorithm no issuer allows, unknown issuer", sign(t, "RS512", k.rsa, "", claims("https://evil.example.com/")), ErrUnknownIssuer, "evil"},
 		{"RSA public key as HMAC secret", sign(t, "HS256", []byte(rsaPubPEM), "", claims(issRSA, "aud", "my-app")), ErrAlgorithmNotAllowed, "HS256"},
 		{"EC key of the wrong curve", sign(t, "ES384", k.ec384, "", claims(issEC)), ErrKeyTypeMismatch, "ES384"},
 		{"JWKS kid of another key type", sign(t, "ES256", k.ec, "rsa-1", claims(issJWKSF)), ErrKeyTypeMismatch, "an RSA key"},
