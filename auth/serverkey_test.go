@@ -267,3 +267,25 @@ func TestPublicKeyServesAsJWKS(t *testing.T) {
 		t.Fatalf("JWK %v", jwk)
 	}
 }
+
+func TestDevIssuerNameAndTokenLimit(t *testing.T) {
+	k := keys(t)
+	sk, err := NewServerKey(k.ec2, WithNow(testNow), WithDevIssuerName("spacetime-dev://ci"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sk.IssuerName() != "spacetime-dev://ci" || sk.Issuer().Issuer != "spacetime-dev://ci" {
+		t.Fatalf("issuer name %q", sk.IssuerName())
+	}
+	tok, _ := sk.Mint("alice", time.Hour, nil)
+	v, err := NewVerifier(WithIssuers(sk.Issuer()), WithNow(testNow), WithMaxTokenSize(len(tok)-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.VerifyToken(context.Background(), tok); !errors.Is(err, ErrTokenTooLarge) {
+		t.Fatalf("token one byte over a lowered limit: %v", err)
+	}
+	if _, err := NewServerKey(k.ec384); err == nil {
+		t.Fatal("NewServerKey accepted a P-384 key")
+	}
+}
