@@ -15,6 +15,10 @@ const (
 	// DefaultJWKSRefreshInterval is the least time between two fetches of
 	// one JWKS URL.
 	DefaultJWKSRefreshInterval = time.Minute
+	// DefaultJWKSMaxAge is how long fetched keys are used before a refresh
+	// is started in the background, so a key the issuer withdrew (rotated
+	// out, or compromised) stops being trusted without a restart.
+	DefaultJWKSMaxAge = time.Hour
 	// jwksFetchTimeout bounds one fetch, whoever is waiting for it.
 	jwksFetchTimeout = 10 * time.Second
 	// maxJWKSSize bounds the body read from a JWKS URL.
@@ -34,6 +38,7 @@ type remoteKeySet struct {
 	algs     []string
 	client   *http.Client
 	interval time.Duration
+	maxAge   time.Duration
 	now      func() time.Time
 	log      *slog.Logger
 
@@ -41,6 +46,7 @@ type remoteKeySet struct {
 	keys      []verificationKey
 	loaded    bool      // keys came from at least one successful fetch
 	lastFetch time.Time // start of the last fetch attempt, successful or not
+	loadedAt  time.Time // start of the fetch that gave the current keys
 	inflight  *fetchCall
 }
 
@@ -56,6 +62,11 @@ func (r *remoteKeySet) lookup(ctx context.Context, kid string) ([]verificationKe
 	for {
 		r.mu.Lock()
 		if ks := r.match(kid); len(ks) > 0 {
+			// Stale keys still answer now; a refresh starts behind them,
+			// within the same once-per-interval budget.
+			if now := r.now(); r.inflight == nil && now.Sub(r.loadedAt) >= r.maxAge && now.Sub(r.lastFetch) >= r.interval {
+				r.startFetch(ctx, now)
+			}
 			r.mu.Unlock()
 			return ks, nil
 		}
@@ -66,13 +77,8 @@ func (r *remoteKeySet) lookup(ctx context.Context, kid string) ([]verificationKe
 				r.mu.Unlock()
 				return nil, r.missError(kid, loaded)
 			}
-			call = &fetchCall{done: make(chan struct{})}
-			r.inflight = call
-			r.lastFetch = r.now()
+			call = r.startFetch(ctx, r.now())
 			r.mu.Unlock()
-			// The fetch belongs to every waiter, so one caller's
-			// cancellation must not fail the others.
-			go r.fetch(context.WithoutCancel(ctx), call)
 		} else {
 			r.mu.Unlock()
 		}
@@ -83,6 +89,17 @@ func (r *remoteKeySet) lookup(ctx context.Context, kid string) ([]verificationKe
 		}
 		fetched = true
 	}
+}
+
+// startFetch begins a fetch. Caller holds r.mu.
+func (r *remoteKeySet) startFetch(ctx context.Context, now time.Time) *fetchCall {
+	call := &fetchCall{done: make(chan struct{})}
+	r.inflight = call
+	r.lastFetch = now
+	// The fetch belongs to every waiter, so one caller's cancellation must
+	// not fail the others.
+	go r.fetch(context.WithoutCancel(ctx), call, now)
+	return call
 }
 
 func (r *remoteKeySet) missError(kid string, loaded bool) error {
@@ -107,11 +124,11 @@ func (r *remoteKeySet) match(kid string) []verificationKey {
 	return out
 }
 
-func (r *remoteKeySet) fetch(ctx context.Context, call *fetchCall) {
+func (r *remoteKeySet) fetch(ctx context.Context, call *fetchCall, started time.Time) {
 	keys, err := r.download(ctx)
 	r.mu.Lock()
 	if err == nil {
-		r.keys, r.loaded = keys, true
+		r.keys, r.loaded, r.loadedAt = keys, true, started
 	}
 	r.inflight = nil
 	call.err = err

@@ -184,6 +184,39 @@ func TestJWKSURL(t *testing.T) {
 		}
 	})
 
+	t.Run("keys older than the max age are refreshed in the background", func(t *testing.T) {
+		srv := newJWKSServer(t, jwksJSON(t, jwkOf(t, &k.rsa.PublicKey, "a", "")))
+		clk := &clock{t: testNow}
+		v := newURLVerifier(t, srv, clk)
+		if _, err := v.VerifyToken(ctx, tokA); err != nil {
+			t.Fatal(err)
+		}
+		// The issuer withdraws key a.
+		srv.set(jwksJSON(t, jwkOf(t, &k.ec.PublicKey, "b", "")), http.StatusOK)
+		clk.add(59 * time.Minute)
+		if _, err := v.VerifyToken(ctx, tokA); err != nil {
+			t.Fatalf("before the max age: %v", err)
+		}
+		if n := srv.fetches.Load(); n != 1 {
+			t.Fatalf("%d fetches before the max age, want 1", n)
+		}
+		clk.add(2 * time.Minute)
+		// Past the max age the cached key still answers, and a refresh starts.
+		if _, err := v.VerifyToken(ctx, tokA); err != nil {
+			t.Fatalf("stale key: %v", err)
+		}
+		waitFetchDone(t, v, issURL)
+		if n := srv.fetches.Load(); n != 2 {
+			t.Fatalf("%d fetches after the max age, want 2", n)
+		}
+		if _, err := v.VerifyToken(ctx, tokA); !errors.Is(err, ErrUnknownKey) {
+			t.Fatalf("withdrawn key still trusted: %v", err)
+		}
+		if _, err := v.VerifyToken(ctx, tokB); err != nil {
+			t.Fatalf("new key: %v", err)
+		}
+	})
+
 	t.Run("issuer unreachable at first use", func(t *testing.T) {
 		srv := newJWKSServer(t, []byte("down"))
 		srv.set([]byte("down"), http.StatusServiceUnavailable)
@@ -296,4 +329,21 @@ func TestJWKSURLScheme(t *testing.T) {
 			t.Errorf("%s: %v", tc.url, err)
 		}
 	}
+}
+
+// waitFetchDone waits until the issuer's JWKS has no fetch in flight.
+func waitFetchDone(t *testing.T, v *Verifier, iss string) {
+	t.Helper()
+	r := v.issuers[iss].remote
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		r.mu.Lock()
+		call := r.inflight
+		r.mu.Unlock()
+		if call == nil {
+			return
+		}
+		<-call.done
+	}
+	t.Fatal("JWKS fetch did not finish")
 }

@@ -16,6 +16,7 @@ type options struct {
 	log             *slog.Logger
 	client          *http.Client
 	refreshInterval time.Duration
+	jwksMaxAge      time.Duration
 	maxTokenSize    int
 	devIssuerName   string
 	sessionTTL      time.Duration
@@ -27,6 +28,7 @@ func buildOptions(opts []Option) options {
 		log:             slog.Default(),
 		client:          &http.Client{Timeout: jwksFetchTimeout},
 		refreshInterval: DefaultJWKSRefreshInterval,
+		jwksMaxAge:      DefaultJWKSMaxAge,
 		maxTokenSize:    MaxTokenSize,
 		devIssuerName:   DevIssuerName,
 		sessionTTL:      DefaultSessionTTL,
@@ -107,6 +109,16 @@ func WithSessionTTL(d time.Duration) Option {
 	return func(o *options) {
 		if d > 0 {
 			o.sessionTTL = d
+		}
+	}
+}
+
+// WithJWKSMaxAge sets how long fetched JWKS keys are used before a
+// background refresh (DefaultJWKSMaxAge by default).
+func WithJWKSMaxAge(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.jwksMaxAge = d
 		}
 	}
 }

@@ -85,7 +85,7 @@ func newTrustedIssuer(cfg Issuer, o options) (*trustedIssuer, error) {
 	if cfg.JWKSURL != "" {
 		ti.remote = &remoteKeySet{
 			issuer: cfg.Issuer, url: cfg.JWKSURL, algs: cfg.Algorithms,
-			client: o.client, interval: o.refreshInterval, now: o.now, log: o.log,
+			client: o.client, interval: o.refreshInterval, maxAge: o.jwksMaxAge, now: o.now, log: o.log,
 		}
 	}
 	vopts := []jwt.ParserOption{
