@@ -1,0 +1,272 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spacetime-go/spacetime/modules/codegen"
+	"github.com/spacetime-go/spacetime/modules/schema"
+	"github.com/spacetime-go/spacetime/server"
+)
+
+// serverFlags are the flags of start and dev.
+type serverFlags struct {
+	listen, dataDir, config *string
+	verbose                 *bool
+}
+
+func (a *app) serverFlags(fs interface {
+	StringVar(p *string, name, value, usage string)
+	BoolVar(p *bool, name string, value bool, usage string)
+}, verboseDefault bool) serverFlags {
+	listen := a.getenv("SPACETIME_LISTEN")
+	if listen == "" {
+		listen = server.DefaultListenAddr
+	}
+	f := serverFlags{listen: new(string), config: new(string), verbose: new(bool)}
+	fs.StringVar(f.listen, "listen", listen, "the address to listen on (env SPACETIME_LISTEN)")
+	f.dataDir = a.dataDirFlag(fs.StringVar)
+	fs.StringVar(f.config, "config", "", "a TOML config file (trusted token issuers and more; see DESIGN.md, \"Config contract\")")
+	fs.BoolVar(f.verbose, "verbose", verboseDefault, "log every request and event of the server")
+	return f
+}
+
+// startServer opens and starts the embedded server.
+func (a *app) startServer(ctx context.Context, f serverFlags, logOut io.Writer) (*server.Server, error) {
+	level := slog.LevelInfo
+	if !*f.verbose {
+		level = slog.LevelWarn
+	}
+	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+	opts := []server.Option{
+		server.WithDataDir(a.abs(*f.dataDir)),
+		server.WithListenAddr(*f.listen),
+		server.WithLogger(logger),
+		server.WithDevIssuer(true),
+		server.WithVersion(version()),
+	}
+	if *f.config != "" {
+		opts = append(opts, server.WithConfigFile(a.abs(*f.config)))
+	}
+	s, err := server.New(ctx, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Start(ctx); err != nil {
+		s.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return s, nil
+}
+
+func closeServer(ctx context.Context, s *server.Server) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	return s.Close(cctx)
+}
+
+func cmdStart(ctx context.Context, a *app, args []string) error {
+	fs := a.flagSet("start")
+	f := a.serverFlags(fs, true)
+	pos, err := parseFlags(fs, args, false)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("start takes no arguments (got %q); see 'spacetime start --help'", pos)
+	}
+	s, err := a.startServer(ctx, f, a.stderr)
+	if err != nil {
+		return err
+	}
+	if a.json {
+		a.printJSON(map[string]any{"url": s.URL(), "addr": s.Addr(), "data_dir": a.abs(*f.dataDir)})
+	} else {
+		fmt.Fprintf(a.stdout, "spacetime server listening on %s (data in %s); Ctrl-C to stop\n", s.URL(), a.rel(a.abs(*f.dataDir)))
+	}
+	<-ctx.Done()
+	fmt.Fprintln(a.stderr, "Stopping...")
+	return closeServer(ctx, s)
+}
+
+// version is the module version the binary was built from.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// devPoll is how often dev looks for changed files.
+const devPoll = 400 * time.Millisecond
+
+func cmdDev(ctx context.Context, a *app, args []string) error {
+	fs := a.flagSet("dev")
+	f := a.serverFlags(fs, false)
+	pos, err := parseFlags(fs, args, false)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		return usagef("dev takes one project directory, got %q", pos)
+	}
+	dir := a.wd
+	if len(pos) == 1 {
+		dir = a.abs(pos[0])
+	}
+	if !isProject(dir) {
+		return fmt.Errorf("%s has no %s: run `spacetime dev` in a module project, give its directory (spacetime dev DIR), or create one with `spacetime new --name NAME`", a.rel(dir), schema.FileName)
+	}
+	name, err := projectName(dir)
+	if err != nil {
+		return err
+	}
+	out := &lockedWriter{w: a.stdout}
+	errOut := &lockedWriter{w: a.stderr}
+	da := *a
+	da.stdout, da.stderr = out, errOut
+
+	s, err := da.startServer(ctx, f, errOut)
+	if err != nil {
+		return err
+	}
+	defer closeServer(ctx, s)
+	da.server = s.URL()
+	fmt.Fprintf(out, "spacetime dev: server on %s (data in %s), database %s from %s\n", s.URL(), a.rel(a.abs(*f.dataDir)), name, a.rel(dir))
+	fmt.Fprintf(out, "  in another terminal: spacetime --server %s call <reducer> [args]; Ctrl-C to stop\n", s.URL())
+	c, err := da.client()
+	if err != nil {
+		return err
+	}
+
+	var logsOnce sync.Once
+	followLogs := func() {
+		go func() {
+			for ctx.Err() == nil {
+				err := c.streamLogs(ctx, name, 0, true, func(l logLine, _ []byte) {
+					fmt.Fprintln(out, formatLog(l))
+				})
+				if ctx.Err() != nil {
+					return
+				}
+				if err != nil {
+					fmt.Fprintf(errOut, "dev: following the logs: %v\n", err)
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+		}()
+	}
+	deploy := func() {
+		path, err := da.buildProject(ctx, dir, "")
+		if err != nil {
+			if ctx.Err() == nil {
+				fmt.Fprintf(errOut, "%v\nWaiting for changes...\n", err)
+			}
+			return
+		}
+		wasm, err := os.ReadFile(path)
+		if err != nil {
+			fmt.Fprintln(errOut, err)
+			return
+		}
+		res, err := da.publish(ctx, c, name, wasm)
+		if err != nil {
+			if ctx.Err() == nil {
+				fmt.Fprintf(errOut, "%v\nWaiting for changes...\n", err)
+			}
+			return
+		}
+		da.printPublished(res)
+		logsOnce.Do(followLogs)
+	}
+
+	last := fingerprint(dir)
+	deploy()
+	fmt.Fprintf(out, "Watching %s for changes to *.go and %s\n", a.rel(dir), schema.FileName)
+	tick := time.NewTicker(devPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(errOut, "Stopping...")
+			return nil
+		case <-tick.C:
+		}
+		fp := fingerprint(dir)
+		if fp == last {
+			continue
+		}
+		// Let an editor finish writing (several files, or save-then-rename).
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(devPoll):
+			}
+			next := fingerprint(dir)
+			if next == fp {
+				break
+			}
+			fp = next
+		}
+		last = fp
+		fmt.Fprintln(out, "Change detected: rebuilding")
+		deploy()
+		// The build rewrote the generated file; start from what is there now.
+		last = fingerprint(dir)
+	}
+}
+
+// fingerprint summarises the names, sizes and modification times of the
+// project's sources (the schema and *.go files, not the generated one and
+// not build output or hidden directories), so dev notices edits without a
+// file-watching dependency.
+func fingerprint(dir string) string {
+	var b strings.Builder
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		name := d.Name()
+		if d.IsDir() {
+			if p != dir && (strings.HasPrefix(name, ".") || name == "target" || name == "node_modules" || name == "testdata") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if name == codegen.GoFileName || (name != schema.FileName && !strings.HasSuffix(name, ".go")) || strings.HasSuffix(name, "_test.go") {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		fmt.Fprintf(&b, "%s|%d|%d\n", p, info.Size(), info.ModTime().UnixNano())
+		return nil
+	})
+	return b.String()
+}
+
+// lockedWriter serialises writes from dev's goroutines (builds, logs).
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
