@@ -289,3 +289,34 @@ func TestDevIssuerNameAndTokenLimit(t *testing.T) {
 		t.Fatal("NewServerKey accepted a P-384 key")
 	}
 }
+
+// TestSessionOfLargestToken: a session embeds the original claims, so the
+// largest accepted token must still give a session VerifySession accepts.
+func TestSessionOfLargestToken(t *testing.T) {
+	k := keys(t)
+	sk, err := NewServerKey(k.ec2, WithNow(testNow))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := newTestVerifier(t)
+	var tok string
+	for pad := 5000; ; pad += 16 {
+		next := sign(t, "ES256", k.ec, "", claims(issEC, "pad", strings.Repeat("x", pad)))
+		if len(next) > MaxTokenSize {
+			break
+		}
+		tok = next
+	}
+	c, err := v.VerifyToken(context.Background(), tok)
+	if err != nil {
+		t.Fatalf("%d-byte token: %v", len(tok), err)
+	}
+	st, _, err := sk.MintSession(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sk.VerifySession(st); err != nil {
+		t.Fatalf("session of a %d-byte token is %d bytes: %v", len(tok), len(st), err)
+	}
+	t.Logf("largest token %d bytes, its session %d bytes", len(tok), len(st))
+}
