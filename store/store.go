@@ -63,8 +63,8 @@ func badgerOptions(dir string, log *slog.Logger) badger.Options {
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
-		WithBaseTableSize(4 << 20).
-		WithBaseLevelSize(16 << 20).
+		WithBaseTableSize(1 << 20).
+		WithBaseLevelSize(8 << 20).
 		WithValueLogFileSize(64 << 20).
 		WithBlockCacheSize(0).
 		WithIndexCacheSize(8 << 20).
