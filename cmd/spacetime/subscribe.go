@@ -199,11 +199,7 @@ func (a *app) subscribe(ctx context.Context, c *client, db, token string, querie
 					return fmt.Errorf("subscribe: unexpected TransactionUpdate: %v", err)
 				}
 				if !a.json {
-					tx := m.Tx
-					if len(tx) == 0 {
-						tx = m.Offset
-					}
-					fmt.Fprintf(a.stdout, "-- update (tx %s)\n", tx)
+					fmt.Fprintf(a.stdout, "-- update (tx %s)\n", txLabel(m.Tx, m.Offset))
 					for _, qs := range m.QuerySets {
 						for _, t := range qs.Tables {
 							for _, r := range t.Deletes {
@@ -239,4 +235,23 @@ func (a *app) subscribe(ctx context.Context, c *client, db, token string, querie
 			}
 		}
 	}
+}
+
+// txLabel shows a TransactionUpdate's transaction: its offset, whether the
+// server sends it bare or as {"offset": N, ...}.
+func txLabel(tx, offset json.RawMessage) string {
+	if len(tx) == 0 {
+		tx = offset
+	}
+	var o struct {
+		Offset     *uint64 `json:"offset"`
+		Recomputed bool    `json:"recomputed"`
+	}
+	if json.Unmarshal(tx, &o) == nil && o.Offset != nil {
+		if o.Recomputed {
+			return fmt.Sprintf("%d, view recomputed", *o.Offset)
+		}
+		return fmt.Sprint(*o.Offset)
+	}
+	return string(tx)
 }
