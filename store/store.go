@@ -351,9 +351,11 @@ func (s *Store) recover(ctx context.Context) error {
 func (s *Store) loadDatabase(db *Database) error {
 	sch := db.latest.schema
 	tables := db.latest.tables
-	pending := make([][][]*ixEntry, len(tables)) // per table, per index position
+	// Index entries are gathered as values and sorted before they are
+	// bulk-loaded: sorting values is much faster than sorting pointers.
+	pending := make([][][]ixEntry, len(tables)) // per table, per index position
 	for i, st := range tables {
-		pending[i] = make([][]*ixEntry, len(st.idx))
+		pending[i] = make([][]ixEntry, len(st.idx))
 	}
 	err := s.bdb.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: db.prefix})
@@ -428,7 +430,7 @@ func (s *Store) loadDatabase(db *Database) error {
 					if !ix.unique {
 						ik = append(ik, rec.key()...)
 					}
-					pending[tid][i] = append(pending[tid][i], &ixEntry{key: ik, rec: rec})
+					pending[tid][i] = append(pending[tid][i], ixEntry{key: ik, rec: rec})
 				}
 			}
 		}
@@ -442,10 +444,12 @@ func (s *Store) loadDatabase(db *Database) error {
 			if len(es) == 0 {
 				continue
 			}
-			slices.SortFunc(es, func(a, b *ixEntry) int { return bytes.Compare(a.key, b.key) })
+			slices.SortFunc(es, func(a, b ixEntry) int { return bytes.Compare(a.key, b.key) })
 			t := tables[tid].idx[i]
 			for _, e := range es {
-				t.Load(e)
+				p := new(ixEntry)
+				*p = e
+				t.Load(p)
 			}
 			if t.Len() != len(es) {
 				return fmt.Errorf("table %q index %q: stored rows have duplicate keys", tables[tid].schema.def.Name, tables[tid].schema.indexes[i].name)
