@@ -29,7 +29,7 @@ type database struct {
 	s    *Server
 	name string
 	rdb  *runtime.Database
-	subs subscriptions
+	subs *subscriptions
 
 	mu          sync.RWMutex
 	owner       abi.Identity
@@ -379,4 +379,15 @@ func (s *Server) deleteDatabase(ctx context.Context, name string, p principal) e
 	}
 	s.log.Info("database deleted", "database", name, "by", p.Operator)
 	return nil
+}
+
+// connections counts the open WebSockets of database name.
+func (s *Server) connections(name string) int {
+	d, ok := s.lookup(name)
+	if !ok {
+		return 0
+	}
+	d.connMu.Lock()
+	defer d.connMu.Unlock()
+	return len(d.conns)
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spacetime-go/spacetime/auth"
@@ -28,6 +29,8 @@ type Server struct {
 	authCfg *auth.Config
 	metrics *metrics
 	handler http.Handler
+	// slowDrops counts clients disconnected for being too slow (tests).
+	slowDrops atomic.Int64
 
 	// publishMu serialises publishes and deletes: they are rare, and doing
 	// them one at a time keeps "create or update" decisions simple.

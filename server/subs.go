@@ -2,21 +2,130 @@ package server
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/spacetime-go/spacetime/abi"
+	"github.com/spacetime-go/spacetime/server/subscription"
 )
 
-// subscriptions connects a database's WebSockets to its subscription engine.
+// subscriptions connects a database's WebSockets to its subscription engine
+// and converts the engine's values to wire messages.
 type subscriptions struct {
-	d *database
+	d      *database
+	engine *subscription.Engine
+
+	mu    sync.Mutex
+	conns map[abi.ConnectionID]*wsConn
 }
 
-func newSubscriptions(d *database) subscriptions { return subscriptions{d: d} }
+func newSubscriptions(d *database) *subscriptions {
+	ss := &subscriptions{d: d, conns: map[abi.ConnectionID]*wsConn{}}
+	ss.engine = subscription.New(d.rdb.Store(), d.def,
+		subscription.WithLogger(d.s.log),
+		subscription.WithMaxQueuedUpdates(d.s.cfg.sendQueue),
+		subscription.WithOverflowHandler(func(id abi.ConnectionID) {
+			ss.mu.Lock()
+			c := ss.conns[id]
+			ss.mu.Unlock()
+			if c != nil {
+				c.closeWith(ClosePolicy, fmt.Sprintf("too slow: %d updates queued", d.s.cfg.sendQueue))
+			}
+		}),
+	)
+	return ss
+}
 
-func (ss subscriptions) connect(c *wsConn)                  {}
-func (ss subscriptions) disconnect(c *wsConn)               {}
-func (ss subscriptions) setIdentity(c *wsConn, id [32]byte) {}
-func (ss subscriptions) moduleChanged()                     {}
-func (ss subscriptions) close()                             {}
-func (ss subscriptions) count() int                         { return 0 }
+func (ss *subscriptions) connect(c *wsConn) {
+	ss.mu.Lock()
+	ss.conns[c.id] = c
+	ss.mu.Unlock()
+	caller, _ := c.currentIdentity()
+	ss.engine.Connect(c.id, caller, c.owner, func(u *subscription.TransactionUpdate) bool {
+		return c.enqueue(outMsg{update: u})
+	})
+}
+
+func (ss *subscriptions) disconnect(c *wsConn) {
+	ss.engine.Disconnect(c.id)
+	ss.mu.Lock()
+	delete(ss.conns, c.id)
+	ss.mu.Unlock()
+	ss.updateGauge()
+}
+
+func (ss *subscriptions) setIdentity(c *wsConn, id abi.Identity) { ss.engine.SetIdentity(c.id, id) }
+
+// moduleChanged is called after a republish: the engine reads grants and
+// tables through d.def and the store on every use, so nothing is cached here.
+func (ss *subscriptions) moduleChanged() {}
+
+func (ss *subscriptions) close() { ss.engine.Close() }
+
+func (ss *subscriptions) updateGauge() {
+	ss.d.s.metrics.subscriptions.WithLabelValues(ss.d.name).Set(float64(ss.engine.Stats().QuerySets))
+}
+
+// Wire forms of the engine's values (DESIGN.md, "Server").
+type (
+	wireTableRows struct {
+		Table string            `json:"table"`
+		Rows  []json.RawMessage `json:"rows"`
+	}
+	wireTableUpdate struct {
+		Table   string            `json:"table"`
+		Inserts []json.RawMessage `json:"inserts"`
+		Deletes []json.RawMessage `json:"deletes"`
+	}
+	wireQuerySetUpdate struct {
+		QuerySetID uint32            `json:"query_set_id"`
+		Tables     []wireTableUpdate `json:"tables"`
+	}
+	wireTx struct {
+		Offset uint64 `json:"offset"`
+		// Recomputed marks a change of the connection's view (its identity
+		// changed) rather than a transaction.
+		Recomputed bool `json:"recomputed,omitempty"`
+	}
+	wireTransactionUpdate struct {
+		Tx        wireTx               `json:"tx"`
+		QuerySets []wireQuerySetUpdate `json:"query_sets"`
+	}
+)
+
+func tableRows(tables []subscription.TableRows) []wireTableRows {
+	out := make([]wireTableRows, len(tables))
+	for i, t := range tables {
+		out[i] = wireTableRows{Table: t.Table, Rows: t.Rows}
+		if out[i].Rows == nil {
+			out[i].Rows = []json.RawMessage{}
+		}
+	}
+	return out
+}
+
+func emptyIfNil(r []json.RawMessage) []json.RawMessage {
+	if r == nil {
+		return []json.RawMessage{}
+	}
+	return r
+}
+
+// transactionUpdateJSON encodes an update; the writer calls it, so slow
+// clients do not slow the commit fan-out.
+func transactionUpdateJSON(u *subscription.TransactionUpdate) ([]byte, error) {
+	w := wireTransactionUpdate{Tx: wireTx{Offset: u.Offset, Recomputed: u.Recomputed}, QuerySets: make([]wireQuerySetUpdate, len(u.QuerySets))}
+	for i, qs := range u.QuerySets {
+		wq := wireQuerySetUpdate{QuerySetID: qs.QuerySetID, Tables: make([]wireTableUpdate, len(qs.Tables))}
+		for j, t := range qs.Tables {
+			wq.Tables[j] = wireTableUpdate{Table: t.Table, Inserts: emptyIfNil(t.Inserts), Deletes: emptyIfNil(t.Deletes)}
+		}
+		w.QuerySets[i] = wq
+	}
+	return json.Marshal(map[string]any{"TransactionUpdate": w})
+}
 
 func (c *wsConn) subscribe(ctx context.Context, m *subscribeMsg) error {
 	if m.RequestID == nil {
@@ -28,7 +137,17 @@ func (c *wsConn) subscribe(ctx context.Context, m *subscribeMsg) error {
 	if len(m.Queries) == 0 {
 		return malformed(m.RequestID, "Subscribe needs \"queries\", a non-empty list of SELECT statements")
 	}
-	c.send("SubscriptionError", map[string]any{"request_id": *m.RequestID, "query_set_id": *m.QuerySetID, "error": "subscriptions are not available on this server yet"})
+	reqID, qsID := *m.RequestID, *m.QuerySetID
+	// The hook queues SubscribeApplied from the engine's delivery path,
+	// strictly before the set's first update.
+	ctx = subscription.WithAppliedHook(ctx, func(a *subscription.SubscribeApplied) {
+		c.send("SubscribeApplied", map[string]any{"request_id": reqID, "query_set_id": a.QuerySetID, "offset": a.Offset, "tables": tableRows(a.Tables)})
+	})
+	_, err := c.d.subs.engine.Subscribe(ctx, c.id, qsID, m.Queries)
+	c.d.subs.updateGauge()
+	if err != nil {
+		c.send("SubscriptionError", map[string]any{"request_id": reqID, "query_set_id": qsID, "error": subscriptionError(err)})
+	}
 	return nil
 }
 
@@ -39,7 +158,13 @@ func (c *wsConn) unsubscribe(m *unsubscribeMsg) error {
 	if m.QuerySetID == nil {
 		return malformed(m.RequestID, "Unsubscribe needs the query_set_id of the subscription to end")
 	}
-	c.send("SubscriptionError", map[string]any{"request_id": *m.RequestID, "query_set_id": *m.QuerySetID, "error": "subscriptions are not available on this server yet"})
+	err := c.d.subs.engine.Unsubscribe(c.id, *m.QuerySetID)
+	c.d.subs.updateGauge()
+	if err != nil {
+		c.send("SubscriptionError", map[string]any{"request_id": *m.RequestID, "query_set_id": *m.QuerySetID, "error": subscriptionError(err)})
+		return nil
+	}
+	c.send("UnsubscribeApplied", map[string]any{"request_id": *m.RequestID, "query_set_id": *m.QuerySetID})
 	return nil
 }
 
@@ -50,12 +175,20 @@ func (c *wsConn) oneOffQuery(ctx context.Context, m *oneOffQueryMsg) error {
 	if m.Query == nil || *m.Query == "" {
 		return malformed(m.RequestID, "OneOffQuery needs \"query\", a SELECT statement")
 	}
-	caller, _ := c.currentIdentity()
-	res, _, err := c.s.runSQL(c.d, *m.Query, caller, c.owner)
+	res, err := c.d.subs.engine.OneOffQuery(ctx, c.id, *m.Query)
 	if err != nil {
-		c.send("OneOffQueryResult", map[string]any{"request_id": *m.RequestID, "error": err.Error()})
+		c.send("OneOffQueryResult", map[string]any{"request_id": *m.RequestID, "error": subscriptionError(err)})
 		return nil
 	}
-	c.send("OneOffQueryResult", map[string]any{"request_id": *m.RequestID, "tables": []any{map[string]any{"table": res.Table, "rows": res.Rows}}})
+	c.send("OneOffQueryResult", map[string]any{"request_id": *m.RequestID, "tables": tableRows(res.Tables)})
 	return nil
+}
+
+// subscriptionError is the client's text of an engine error; the engine's
+// messages already say what to do.
+func subscriptionError(err error) string {
+	if errors.Is(err, subscription.ErrClosed) {
+		return "the database is closing; reconnect and subscribe again"
+	}
+	return err.Error()
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/spacetime-go/spacetime/abi"
 	"github.com/spacetime-go/spacetime/auth"
 	"github.com/spacetime-go/spacetime/runtime"
+	"github.com/spacetime-go/spacetime/server/subscription"
 )
 
 // Subprotocol is the WebSocket subprotocol of the JSON protocol.
@@ -47,7 +48,7 @@ var upgrader = websocket.Upgrader{
 // not spend time encoding for slow clients).
 type outMsg struct {
 	data   []byte
-	update any
+	update *subscription.TransactionUpdate
 }
 
 // wsConn is one WebSocket client.
@@ -117,6 +118,7 @@ func (c *wsConn) enqueue(m outMsg) bool {
 		return true
 	default:
 		c.s.metrics.dropped.WithLabelValues(c.d.name).Inc()
+		c.s.slowDrops.Add(1)
 		c.s.log.Warn("websocket client too slow: disconnected", "database", c.d.name, "connection", c.id, "queued", cap(c.out))
 		c.closeWith(ClosePolicy, fmt.Sprintf("too slow: %d updates queued", cap(c.out)))
 		return false
@@ -261,7 +263,7 @@ func (c *wsConn) writer() {
 		data := m.data
 		if m.update != nil {
 			var err error
-			if data, err = json.Marshal(m.update); err != nil {
+			if data, err = transactionUpdateJSON(m.update); err != nil {
 				c.s.log.Error("websocket: encoding an update", "error", err)
 				return nil
 			}
