@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/spacetime-go/spacetime/abi"
 	"github.com/spacetime-go/spacetime/query"
@@ -163,6 +164,12 @@ type Engine struct {
 	txStamp  uint64
 	touched  []*qset
 	tconns   []*conn
+	// folds counts commits folded into initial rows (tests check the path
+	// is exercised).
+	folds atomic.Uint64
+	// afterInitial, when set (tests), runs after Subscribe has read its
+	// initial rows and before it folds and goes live.
+	afterInitial func()
 }
 
 type conn struct {

@@ -60,33 +60,58 @@ type fixture struct {
 	pk    store.IndexID // Post primary key
 	logA  store.IndexID
 
-	snapMu sync.Mutex
-	snaps  map[uint64]*store.Snapshot
+	closeOnce sync.Once
+	ownStore  bool
+	cancelRec func()
+	snapMu    sync.Mutex
+	snaps     map[uint64]*store.Snapshot
+	// commits: offset -> tables the transaction changed.
+	commits map[uint64][]string
 }
 
 func newFixture(t testing.TB, opts ...Option) *fixture {
 	t.Helper()
+	return newFixtureStore(t, nil, opts...)
+}
+
+func newFixtureStore(t testing.TB, sopts []store.Option, opts ...Option) *fixture {
+	t.Helper()
+	sopts = append([]store.Option{store.WithLogger(slog.New(slog.DiscardHandler))}, sopts...)
+	s, err := store.Open(context.Background(), t.TempDir(), sopts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixtureIn(t, s, "app", opts...)
+	f.ownStore = true
+	return f
+}
+
+// newFixtureIn makes a fixture on a new database of an open store, which is
+// much cheaper than opening a store (property tests make one per case).
+func newFixtureIn(t testing.TB, s *store.Store, name string, opts ...Option) *fixture {
+	t.Helper()
 	ctx := context.Background()
-	s, err := store.Open(ctx, t.TempDir(), store.WithLogger(slog.New(slog.DiscardHandler)))
+	db, err := s.CreateDatabase(ctx, name, testTables())
 	if err != nil {
+		s.Close()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
-	db, err := s.CreateDatabase(ctx, "app", testTables())
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{t: t, ctx: ctx, store: s, db: db, snaps: map[uint64]*store.Snapshot{}}
+	f := &fixture{t: t, ctx: ctx, store: s, db: db, snaps: map[uint64]*store.Snapshot{}, commits: map[uint64][]string{}}
+	t.Cleanup(f.close)
 	// Record every state, so tests can query the database as of any offset.
-	db.OnCommit(func(c store.Commit, after *store.Snapshot) {
+	f.cancelRec = db.OnCommit(func(c store.Commit, after *store.Snapshot) {
 		f.snapMu.Lock()
 		f.snaps[c.Offset] = after
+		var names []string
+		for _, td := range c.Delta.Tables {
+			names = append(names, td.Name)
+		}
+		f.commits[c.Offset] = names
 		f.snapMu.Unlock()
 	})
 	f.snaps[0] = db.Snapshot()
 	opts = append([]Option{WithLogger(slog.New(slog.DiscardHandler))}, opts...)
 	f.e = New(db, testModule, opts...)
-	t.Cleanup(f.e.Close)
 	f.post, _ = db.TableID("Post")
 	f.log, _ = db.TableID("Log")
 	f.sec, _ = db.TableID("Secret")
@@ -161,10 +186,19 @@ type client struct {
 	cache  map[uint32]map[string]map[string]int // set -> table -> row JSON -> count
 	offset map[uint32]uint64                    // set -> last offset applied
 	errs   []string
+	// queries per live set (installed in stream order by applied), the
+	// queries of a Subscribe in flight, and sets unsubscribed.
+	queries        map[uint32][]string
+	pendingQueries map[uint32][][]string // FIFO: applied arrive in Subscribe order
+	dropped        map[uint32]bool
+	offsetApplied  map[uint32]uint64
+	// verify, when set, checks a set's cache at an offset (under mu).
+	verify func(set uint32, off uint64)
 }
 
 func newClient(t testing.TB, id abi.ConnectionID) *client {
-	c := &client{t: t, id: id, cache: map[uint32]map[string]map[string]int{}, offset: map[uint32]uint64{}}
+	c := &client{t: t, id: id, cache: map[uint32]map[string]map[string]int{}, offset: map[uint32]uint64{},
+		queries: map[uint32][]string{}, pendingQueries: map[uint32][][]string{}, dropped: map[uint32]bool{}, offsetApplied: map[uint32]uint64{}}
 	c.cond = sync.NewCond(&c.mu)
 	return c
 }
@@ -184,6 +218,9 @@ func (c *client) send(tu *TransactionUpdate) bool {
 	}
 	for _, qs := range tu.QuerySets {
 		cache := c.cache[qs.QuerySetID]
+		if cache == nil && c.dropped[qs.QuerySetID] {
+			continue // queued before the Unsubscribe took effect
+		}
 		if cache == nil {
 			c.errs = append(c.errs, fmt.Sprintf("update for query set %d before its SubscribeApplied", qs.QuerySetID))
 			continue
@@ -212,6 +249,7 @@ func (c *client) send(tu *TransactionUpdate) bool {
 				rows[string(r)]++
 			}
 		}
+		c.verifyLocked(qs.QuerySetID, tu.Offset)
 	}
 	c.cond.Broadcast()
 	return true
@@ -233,12 +271,44 @@ func (c *client) applied(a *SubscribeApplied) {
 	}
 	c.cache[a.QuerySetID] = cache
 	c.offset[a.QuerySetID] = a.Offset
+	c.offsetApplied[a.QuerySetID] = a.Offset
+	if q := c.pendingQueries[a.QuerySetID]; len(q) > 0 {
+		c.queries[a.QuerySetID] = q[0]
+		c.pendingQueries[a.QuerySetID] = q[1:]
+	}
+	delete(c.dropped, a.QuerySetID)
+	c.verifyLocked(a.QuerySetID, a.Offset)
 	c.cond.Broadcast()
 }
 
 func (c *client) subscribe(e *Engine, set uint32, queries ...string) (*SubscribeApplied, error) {
+	c.mu.Lock()
+	c.pendingQueries[set] = append(c.pendingQueries[set], queries)
+	c.mu.Unlock()
 	ctx := WithAppliedHook(context.Background(), c.applied)
-	return e.Subscribe(ctx, c.id, set, queries)
+	a, err := e.Subscribe(ctx, c.id, set, queries)
+	if err != nil {
+		c.mu.Lock()
+		q := c.pendingQueries[set]
+		c.pendingQueries[set] = q[:len(q)-1]
+		c.mu.Unlock()
+	}
+	return a, err
+}
+
+// dropSet forgets an unsubscribed set.
+func (c *client) dropSet(set uint32) {
+	c.mu.Lock()
+	delete(c.cache, set)
+	delete(c.queries, set)
+	c.dropped[set] = true
+	c.mu.Unlock()
+}
+
+func (c *client) verifyLocked(set uint32, off uint64) {
+	if c.verify != nil && c.cache[set] != nil {
+		c.verify(set, off)
+	}
 }
 
 // waitOffset waits until the set has applied offset >= off.
@@ -358,4 +428,19 @@ func (f *fixture) snapshot(off uint64) *store.Snapshot {
 		}
 		time.Sleep(100 * time.Microsecond)
 	}
+}
+
+// close stops the engine and the store (also done at the test's end).
+func (f *fixture) close() {
+	f.closeOnce.Do(func() {
+		if f.e != nil {
+			f.e.Close()
+		}
+		if f.cancelRec != nil {
+			f.cancelRec()
+		}
+		if f.ownStore {
+			f.store.Close()
+		}
+	})
 }

@@ -95,6 +95,9 @@ func (e *Engine) Subscribe(ctx context.Context, id abi.ConnectionID, querySetID 
 	if err != nil {
 		return nil, err
 	}
+	if e.afterInitial != nil {
+		e.afterInitial()
+	}
 	var offset uint64
 	hook, _ := ctx.Value(appliedHookKey{}).(func(*SubscribeApplied))
 	applied := &SubscribeApplied{QuerySetID: querySetID}
@@ -124,6 +127,7 @@ func (e *Engine) Subscribe(ctx context.Context, id abi.ConnectionID, querySetID 
 		buf := p.buf
 		p.buf = nil
 		e.mu.Unlock()
+		e.folds.Add(uint64(len(buf)))
 		if err := e.fold(groups, bags, buf, caller); err != nil {
 			return nil, err
 		}
