@@ -126,3 +126,40 @@ func (e *Engine) compileSubscription(sch schema, src string, caller abi.Identity
 	}
 	return cq, nil
 }
+
+// Revoked is a query set dropped because the connection may no longer read
+// one of its tables.
+type Revoked struct {
+	Conn       abi.ConnectionID
+	QuerySetID uint32
+	Err        error
+}
+
+// ModuleChanged re-checks every live query set against the module's current
+// grants (call it after a republish) and drops the sets that read a table no
+// longer open to their connection; it returns them so that the server can
+// send each client a SubscriptionError with Err. Sets that remain are
+// unaffected: their rows did not change.
+func (e *Engine) ModuleChanged() []Revoked {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []Revoked
+	for _, c := range e.conns {
+		ids := make([]uint32, 0, len(c.sets))
+		for id := range c.sets {
+			ids = append(ids, id)
+		}
+		sortU32(ids)
+		for _, id := range ids {
+			s := c.sets[id]
+			for _, uq := range s.queries {
+				if _, err := e.viewFilters(c.owner, uq.table); err != nil {
+					e.removeSetLocked(s)
+					out = append(out, Revoked{Conn: c.id, QuerySetID: id, Err: err})
+					break
+				}
+			}
+		}
+	}
+	return out
+}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/spacetime-go/spacetime/abi"
 	"github.com/spacetime-go/spacetime/query"
 	"github.com/spacetime-go/spacetime/store"
 )
@@ -148,5 +150,40 @@ func TestLimits(t *testing.T) {
 	}
 	if st := f.e.Stats(); st.Subscriptions != 2 || st.UniqueQueries != 1 || st.QuerySets != 1 {
 		t.Fatalf("stats = %+v, want 2 subscriptions of 1 unique query in 1 set", st)
+	}
+}
+
+func TestModuleChangedRevokes(t *testing.T) {
+	f := newFixture(t)
+	mod := testModule()
+	var cur atomic.Pointer[abi.ModuleDef]
+	cur.Store(mod)
+	f.e.def = func() *abi.ModuleDef { return cur.Load() }
+	user := newClient(t, connID(1))
+	owner := newClient(t, connID(2))
+	f.e.Connect(user.id, ident(1), false, user.send)
+	f.e.Connect(owner.id, ident(2), true, owner.send)
+	must[*SubscribeApplied](t)(user.subscribe(f.e, 1, "SELECT * FROM Post"))
+	must[*SubscribeApplied](t)(user.subscribe(f.e, 2, "SELECT * FROM Log"))
+	must[*SubscribeApplied](t)(owner.subscribe(f.e, 1, "SELECT * FROM Post"))
+	if r := f.e.ModuleChanged(); len(r) != 0 {
+		t.Fatalf("unchanged module revoked %+v", r)
+	}
+	// Republish without the Post grant.
+	next := testModule()
+	next.Grants = next.Grants[1:]
+	cur.Store(next)
+	r := f.e.ModuleChanged()
+	if len(r) != 1 || r[0].Conn != user.id || r[0].QuerySetID != 1 || !errors.Is(r[0].Err, ErrPrivateTable) {
+		t.Fatalf("revoked %+v, want the user's set 1", r)
+	}
+	if st := f.e.Stats(); st.QuerySets != 2 {
+		t.Fatalf("stats %+v, want 2 sets left", st)
+	}
+	off := f.tx(func(tx *store.Tx) { must[[]byte](t)(tx.Insert(f.post, postRow(t, 0, ident(1), "go", 1))) })
+	f.settle(user, off)
+	f.settle(owner, off)
+	if len(user.updates()) != 0 || len(owner.updates()) != 1 {
+		t.Fatalf("after revocation: user %d updates, owner %d; want 0 and 1", len(user.updates()), len(owner.updates()))
 	}
 }

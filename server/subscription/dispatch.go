@@ -124,7 +124,7 @@ func (s *qset) add(tx uint64, table string, js json.RawMessage, insert bool, tou
 	}
 	n := len(s.cur.Tables)
 	if n == 0 || s.cur.Tables[n-1].Table != table {
-		s.cur.Tables = append(s.cur.Tables, TableUpdate{Table: table})
+		s.cur.Tables = append(s.cur.Tables, TableUpdate{Table: table, Inserts: noRows, Deletes: noRows})
 		n++
 	}
 	tu := &s.cur.Tables[n-1]
@@ -134,3 +134,7 @@ func (s *qset) add(tx uint64, table string, js json.RawMessage, insert bool, tou
 		tu.Deletes = append(tu.Deletes, js)
 	}
 }
+
+// noRows is an empty, non-nil row list (JSON []), shared: its capacity is 0,
+// so appending to it always allocates a new array.
+var noRows = make([]json.RawMessage, 0)

@@ -37,49 +37,52 @@ var (
 // TransactionUpdate is what one committed transaction changed in the query
 // sets of one connection. It is never empty.
 type TransactionUpdate struct {
-	Offset    uint64
-	QuerySets []QuerySetUpdate
+	Offset    uint64           `json:"tx"`
+	QuerySets []QuerySetUpdate `json:"query_sets"`
 	// Recomputed marks an update that is not a transaction but a change of
 	// the connection's view (its identity changed): the rows that left and
 	// entered the view as of Offset, which may equal the last update's.
-	Recomputed bool
+	Recomputed bool `json:"recomputed,omitempty"`
 }
 
 // QuerySetUpdate is one query set's share of a transaction: per table, the
 // rows that entered and left the set's view. A row matching several queries
 // of the set appears once.
 type QuerySetUpdate struct {
-	QuerySetID uint32
-	Tables     []TableUpdate
+	QuerySetID uint32        `json:"query_set_id"`
+	Tables     []TableUpdate `json:"tables"`
 }
 
 // TableUpdate lists rows as JSON objects keyed by column name. The messages
 // are shared between subscribers and must not be modified.
 type TableUpdate struct {
-	Table   string
-	Inserts []json.RawMessage
-	Deletes []json.RawMessage
+	Table   string            `json:"table"`
+	Inserts []json.RawMessage `json:"inserts"`
+	Deletes []json.RawMessage `json:"deletes"`
 }
 
 // SubscribeApplied holds a query set's rows as of Offset; every later
 // TransactionUpdate for the set has a greater offset.
 type SubscribeApplied struct {
-	QuerySetID uint32
-	Offset     uint64
-	Tables     []TableRows
+	QuerySetID uint32      `json:"query_set_id"`
+	Offset     uint64      `json:"tx"`
+	Tables     []TableRows `json:"tables"`
 }
 
 // TableRows are the rows of one table, as JSON objects keyed by column name
 // (or by the selected columns; COUNT(*) gives one row {"count": n}).
 type TableRows struct {
-	Table string
-	Rows  []json.RawMessage
+	Table string            `json:"table"`
+	Rows  []json.RawMessage `json:"rows"`
 }
 
 // QueryResult is the answer to a one-off query.
 type QueryResult struct {
-	Tables []TableRows
+	Tables []TableRows `json:"tables"`
 }
+
+// The JSON tags give the wire names of DESIGN.md ("Server"); Offset is
+// "tx". Row lists are never null.
 
 // Stats counts what the engine holds, for metrics.
 type Stats struct {

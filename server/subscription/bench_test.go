@@ -1,0 +1,78 @@
+package subscription
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spacetime-go/spacetime/store"
+)
+
+// BenchmarkFanout measures the engine's cost of matching one transaction
+// (ten inserted Post rows, each owned by one of the subscribers) against
+// 1,000 connections subscribed to `SELECT * FROM Post WHERE owner = :caller`,
+// and queueing their updates: with the equality index, and with every
+// query matched by brute force.
+func BenchmarkFanout(b *testing.B) {
+	const subscribers, rowsPerTx = 1000, 10
+	for _, mode := range []struct {
+		name string
+		on   bool
+	}{{"indexed", true}, {"bruteforce", false}} {
+		b.Run(fmt.Sprintf("subs=%d/match=%s", subscribers, mode.name), func(b *testing.B) {
+			f := newFixture(b, WithEqualityIndex(mode.on))
+			var delivered atomic.Int64
+			send := func(*TransactionUpdate) bool { delivered.Add(1); return true }
+			for i := 0; i < subscribers; i++ {
+				f.e.Connect(connID(i+1), ident(i+1), false, send)
+				if _, err := f.e.Subscribe(context.Background(), connID(i+1), 1, []string{"SELECT * FROM Post WHERE owner = :caller"}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if st := f.e.Stats(); st.UniqueQueries != subscribers {
+				b.Fatalf("unique queries %d", st.UniqueQueries)
+			}
+			// Pre-built deltas, as the store hands them over.
+			deltas := make([]*store.Delta, 64)
+			owners := make([]int, len(deltas))
+			id := uint64(1)
+			for i := range deltas {
+				td := store.TableDelta{Table: f.post, Name: "Post"}
+				seen := map[int]bool{}
+				for r := 0; r < rowsPerTx; r++ {
+					o := int(id*7919%subscribers) + 1
+					seen[o] = true
+					td.Inserts = append(td.Inserts, postRow(b, id, ident(o), "go", uint32(id%10)))
+					id++
+				}
+				owners[i] = len(seen)
+				deltas[i] = &store.Delta{Tables: []store.TableDelta{td}}
+			}
+			var off uint64
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				off++
+				f.e.mu.Lock()
+				f.e.fanoutLocked(off, deltas[i%len(deltas)])
+				f.e.mu.Unlock()
+			}
+			b.StopTimer()
+			// Every transaction reached each distinct owner of its rows once.
+			var want int64
+			for i := 0; i < b.N; i++ {
+				want += int64(owners[i%len(deltas)])
+			}
+			for i := 0; i < subscribers; i++ {
+				for !f.e.idle(connID(i + 1)) {
+					time.Sleep(100 * time.Microsecond)
+				}
+			}
+			if got := delivered.Load(); got != want {
+				b.Fatalf("delivered %d updates, want %d", got, want)
+			}
+		})
+	}
+}
