@@ -7,10 +7,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/spacetime-go/spacetime/auth"
 	"github.com/spacetime-go/spacetime/runtime"
 )
 
@@ -402,5 +407,49 @@ func TestMetrics(t *testing.T) {
 	s2 := newServer(t)
 	if r := do(t, s2, "GET", "/metrics", "", nil); strings.Contains(string(r.body), `database="blog"`) {
 		t.Error("a second server shares the first one's metrics")
+	}
+}
+
+// TestAuthConfig: issuers come from the config file; with the dev issuer
+// off, tokens from `spacetime token mint` are refused while the external
+// issuer's are accepted and give a session.
+func TestAuthConfig(t *testing.T) {
+	secret := strings.Repeat("k", 32)
+	t.Setenv("SERVER_TEST_HMAC", secret)
+	cfg := filepath.Join(t.TempDir(), "spacetime.toml")
+	os.WriteFile(cfg, []byte(`
+[auth]
+dev_issuer = false
+
+[[auth.issuers]]
+issuer = "https://auth.example.com/"
+audiences = ["my-app"]
+algorithms = ["HS256"]
+hmac_secret_env = "SERVER_TEST_HMAC"
+`), 0o600)
+	s := newServer(t, WithConfigFile(cfg))
+	_, op := operator(t, s)
+	publish(t, s, "blog", op, buildModule(t, appModule), 201)
+
+	if r := call(t, s, "blog", "auth", "", devToken(t, s, "mallory")); r.code != 422 || !strings.Contains(r.errorText(t), "not trusted") {
+		t.Fatalf("dev token with the dev issuer off: %d %s", r.code, r.body)
+	}
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"iss": "https://auth.example.com/", "sub": "user-42", "aud": "my-app",
+		"exp": time.Now().Add(time.Hour).Unix(), "iat": time.Now().Unix(),
+	}).SignedString([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := mustCall(t, s, "blog", "auth", "", tok)
+	if want := auth.IdentityFromClaims("https://auth.example.com/", "user-42").String(); m["identity"] != want || m["token"] == nil {
+		t.Fatalf("external token: %v, want identity %s", m, want)
+	}
+	mustCall(t, s, "blog", "create_post", m["token"].(string), "from an external identity")
+
+	// A broken config fails at start, with the reason.
+	os.WriteFile(cfg, []byte("[[auth.issuers]]\nissuer = \"x\"\nalgorithms = [\"none\"]\n"), 0o600)
+	if _, err := New(context.Background(), WithDataDir(t.TempDir()), WithConfigFile(cfg)); err == nil || !strings.Contains(err.Error(), "none") {
+		t.Fatalf("broken config: %v", err)
 	}
 }

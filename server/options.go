@@ -49,6 +49,7 @@ type config struct {
 	pingInterval time.Duration
 	maxMalformed int
 	operatorTTL  time.Duration
+	sessionTTL   time.Duration
 	version      string
 }
 
@@ -135,3 +136,9 @@ func WithPingInterval(d time.Duration) Option { return func(c *config) { c.pingI
 
 // WithVersion sets the version reported by GET /v1/ping.
 func WithVersion(v string) Option { return func(c *config) { c.version = v } }
+
+// WithSessionTTL sets the lifetime of the session tokens minted after auth
+// (auth.DefaultSessionTTL); a session never outlives the token it came from.
+// When a WebSocket's session expires, its identity lapses to the
+// unauthenticated one and the client is told (IdentityChanged).
+func WithSessionTTL(d time.Duration) Option { return func(c *config) { c.sessionTTL = d } }

@@ -20,15 +20,16 @@ import (
 // Server is one database server: a store, a runtime, the databases they
 // serve, and the HTTP and WebSocket front end.
 type Server struct {
-	cfg     config
-	log     *slog.Logger
-	st      *store.Store
-	rt      *runtime.Runtime
-	key     *auth.ServerKey
-	ops     *operatorKeys
-	authCfg *auth.Config
-	metrics *metrics
-	handler http.Handler
+	cfg       config
+	log       *slog.Logger
+	st        *store.Store
+	rt        *runtime.Runtime
+	key       *auth.ServerKey
+	ops       *operatorKeys
+	authCfg   *auth.Config
+	verifiers *auth.Verifiers
+	metrics   *metrics
+	handler   http.Handler
 	// slowDrops counts clients disconnected for being too slow (tests).
 	slowDrops atomic.Int64
 
@@ -83,17 +84,25 @@ func New(ctx context.Context, opts ...Option) (*Server, error) {
 	s.authCfg = authCfg
 
 	var err error
-	s.key, err = auth.OpenServerKey(cfg.dataDir, auth.WithLogger(s.log))
+	keyOpts := []auth.Option{auth.WithLogger(s.log)}
+	if cfg.sessionTTL > 0 {
+		keyOpts = append(keyOpts, auth.WithSessionTTL(cfg.sessionTTL))
+	}
+	s.key, err = auth.OpenServerKey(cfg.dataDir, keyOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	if s.ops, err = newOperatorKeys(s.key); err != nil {
 		return nil, err
 	}
-	// Build the server-wide verifier now, so that a broken issuer config
-	// fails at start rather than at the first auth call.
-	if _, err := s.verifierFor(""); err != nil {
-		return nil, err
+	// Build the verifiers now, so that a broken issuer config fails at
+	// start rather than at the first auth call.
+	var devKey *auth.ServerKey
+	if cfg.devIssuer {
+		devKey = s.key
+	}
+	if s.verifiers, err = auth.NewVerifiers(authCfg, devKey, auth.WithLogger(s.log)); err != nil {
+		return nil, fmt.Errorf("server: token issuers: %w", err)
 	}
 	s.metrics = newMetrics()
 
@@ -214,21 +223,12 @@ func (s *Server) release(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// verifierFor builds the token verifier of a database: the server-wide
-// issuers, the database's own, and the server's dev issuer unless turned off.
+// verifierFor returns the token verifier of a database: the server-wide
+// issuers, the database's own ([databases.NAME.auth]), and the server's dev
+// issuer unless turned off. auth.Verifiers shares the server-wide issuers
+// (and their JWKS caches) between databases.
 func (s *Server) verifierFor(name string) (recordingVerifier, error) {
-	issuers := s.authCfg.Issuers
-	if name != "" {
-		issuers = s.authCfg.IssuersFor(name)
-	}
-	if s.cfg.devIssuer && s.authCfg.DevIssuer {
-		issuers = append(append([]auth.Issuer(nil), issuers...), s.key.Issuer())
-	}
-	v, err := auth.NewVerifier(auth.WithIssuers(issuers...), auth.WithLogger(s.log))
-	if err != nil {
-		return recordingVerifier{}, fmt.Errorf("server: token issuers: %w", err)
-	}
-	return recordingVerifier{v: v}, nil
+	return recordingVerifier{v: s.verifiers.For(name)}, nil
 }
 
 func (s *Server) lookup(name string) (*database, bool) {

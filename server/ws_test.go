@@ -507,3 +507,27 @@ func TestWSKeepaliveAndShutdown(t *testing.T) {
 		t.Fatalf("client_disconnected runs: %v", rows)
 	}
 }
+
+// TestWSSessionLapse: when the session behind a connection expires, the
+// connection runs unauthenticated again and the client is told.
+func TestWSSessionLapse(t *testing.T) {
+	s := newServer(t, WithSessionTTL(1500*time.Millisecond))
+	_, op := operator(t, s)
+	publish(t, s, "blog", op, buildModule(t, appModule), 201)
+	c, _ := connect(t, s, "blog", "")
+	c.send("CallReducer", map[string]any{"request_id": 1, "reducer": "auth", "args": []any{devToken(t, s, "gina")}})
+	r := c.expect("ReducerResult")
+	exp, err := time.Parse(time.RFC3339, r2s(r["token_expires_at"]))
+	if err != nil || time.Until(exp) > 2*time.Second {
+		t.Fatalf("session expiry %v: %v", r["token_expires_at"], err)
+	}
+	c.expect("IdentityChanged")
+	ic := c.expect("IdentityChanged")
+	if ic["identity"] != strings.Repeat("0", 64) || !strings.Contains(r2s(ic["reason"]), "expired") {
+		t.Fatalf("lapse: %v", ic)
+	}
+	c.send("CallReducer", map[string]any{"request_id": 2, "reducer": "create_post", "args": []any{"too late"}})
+	if r := c.expect("ReducerResult"); r["error"] != notLoggedIn {
+		t.Fatalf("after the lapse: %v", r)
+	}
+}
