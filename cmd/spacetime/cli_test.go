@@ -255,6 +255,9 @@ func TestEndToEnd(t *testing.T) {
 		if strings.TrimSpace(msg) != want || code != 1 {
 			t.Errorf("stderr = %q, exit %d; want %q, exit 1", msg, code, want)
 		}
+		if msg, code := base.fail("call", "nope"); code != 1 || !strings.Contains(msg, `has no reducer "nope"; it has: `) || !strings.Contains(msg, "create_post") {
+			t.Errorf("unknown reducer: %q exit %d", msg, code)
+		}
 		// --json also prints the server's answer for scripts.
 		out, _, err := base.run(context.Background(), "call", "--json", "create_post", "x")
 		var rerr *ReducerError

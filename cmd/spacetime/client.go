@@ -53,7 +53,15 @@ func (a *app) client() (*client, error) {
 func (c *client) unreachable(err error) error {
 	var ne net.Error
 	var oe *net.OpError
-	if errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &oe) || errors.As(err, &ne) || errors.Is(err, io.EOF) {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		// The common case needs no detail: nothing listens there.
+		return fmt.Errorf("%w at %s: is it running? Start one with `spacetime start` or `spacetime dev`, or point --server (or SPACETIME_SERVER) at a running one", ErrServerUnreachable, c.base)
+	}
+	if errors.As(err, &oe) || errors.As(err, &ne) || errors.Is(err, io.EOF) {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return fmt.Errorf("%w at %s: is it running? Start one with `spacetime start` or `spacetime dev`, or point --server (or SPACETIME_SERVER) at a running one (%v)", ErrServerUnreachable, c.base, err)
 	}
 	return fmt.Errorf("talking to the server at %s: %w", c.base, err)

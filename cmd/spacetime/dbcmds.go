@@ -206,9 +206,17 @@ func cmdCall(ctx context.Context, a *app, args []string) error {
 	}
 	var params []abi.ParamDef
 	if s, err := c.schema(ctx, name); err == nil && s.Module != nil {
-		if rd, _, ok := s.Module.Reducer(reducer); ok {
-			params = rd.Params
+		rd, _, ok := s.Module.Reducer(reducer)
+		if !ok {
+			var names []string
+			for _, r := range s.Module.Reducers {
+				if r.Lifecycle == "" {
+					names = append(names, r.Name)
+				}
+			}
+			return fmt.Errorf("database %s has no reducer %q; it has: %s (`spacetime describe` shows their parameters)", name, reducer, strings.Join(names, ", "))
 		}
+		params = rd.Params
 	} else if errors.Is(err, ErrServerUnreachable) {
 		return err
 	}

@@ -352,6 +352,11 @@ func (a *app) buildProject(ctx context.Context, dir, out string) (string, error)
 	} else if refreshed {
 		fmt.Fprintf(a.stderr, "Updated the guest SDK in %s\n", filepath.Join(dir, sdkDir))
 	}
+	// Show paths as the user typed them: relative when they run the tool
+	// from the directory the paths are relative to (tests use another).
+	if wd, err := os.Getwd(); err == nil && wd == a.wd {
+		dir = a.rel(dir)
+	}
 	opts := []build.Option{build.WithProgress(a.stderr)}
 	if out != "" {
 		opts = append(opts, build.WithOutput(a.abs(out)))

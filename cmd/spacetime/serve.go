@@ -142,7 +142,11 @@ func cmdDev(ctx context.Context, a *app, args []string) error {
 	defer closeServer(ctx, s)
 	da.server = s.URL()
 	fmt.Fprintf(out, "spacetime dev: server on %s (data in %s), database %s from %s\n", s.URL(), a.rel(a.abs(*f.dataDir)), name, a.rel(dir))
-	fmt.Fprintf(out, "  in another terminal: spacetime --server %s call <reducer> [args]; Ctrl-C to stop\n", s.URL())
+	flag := ""
+	if s.URL() != defaultServer {
+		flag = "--server " + s.URL() + " "
+	}
+	fmt.Fprintf(out, "  in another terminal: spacetime %scall <reducer> [args], sql, subscribe, logs; Ctrl-C to stop\n", flag)
 	c, err := da.client()
 	if err != nil {
 		return err

@@ -78,7 +78,8 @@ func cmdSubscribe(ctx context.Context, a *app, args []string) error {
 		ctx, cancel = context.WithTimeout(ctx, *timeout)
 		defer cancel()
 	}
-	err = a.subscribe(ctx, c, name, tok, queries, *count)
+	asOwner := tok != "" && !*asUser
+	err = a.subscribe(ctx, c, name, tok, asOwner, queries, *count)
 	if errors.Is(err, context.DeadlineExceeded) && *timeout > 0 {
 		if *count > 0 {
 			return fmt.Errorf("subscribe: %v passed before %d update%s arrived", *timeout, *count, plural(*count))
@@ -91,7 +92,7 @@ func cmdSubscribe(ctx context.Context, a *app, args []string) error {
 	return err
 }
 
-func (a *app) subscribe(ctx context.Context, c *client, db, token string, queries []string, count int) error {
+func (a *app) subscribe(ctx context.Context, c *client, db, token string, asOwner bool, queries []string, count int) error {
 	u := "ws" + strings.TrimPrefix(c.base, "http") + dbPath(db, "subscribe")
 	h := http.Header{}
 	if token != "" {
@@ -166,9 +167,12 @@ func (a *app) subscribe(ctx context.Context, c *client, db, token string, querie
 				}
 				json.Unmarshal(body, &m)
 				if !a.json {
-					who := "anonymous"
-					if m.Identity != "" && strings.Trim(m.Identity, "0") != "" {
+					who := "an anonymous client"
+					switch {
+					case m.Identity != "" && strings.Trim(m.Identity, "0") != "":
 						who = "identity " + m.Identity
+					case asOwner:
+						who = "the operator (the owner reads every table; --as-user or --anonymous for a client's view)"
 					}
 					fmt.Fprintf(a.stderr, "Connected to %s as %s\n", db, who)
 				}
