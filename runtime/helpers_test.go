@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -36,6 +37,7 @@ func newTestRuntime(t testing.TB, opts ...Option) *Runtime {
 
 func newTestStore(t testing.TB, opts ...store.Option) *store.Store {
 	t.Helper()
+	opts = append([]store.Option{store.WithLogger(slog.New(slog.DiscardHandler))}, opts...)
 	st, err := store.Open(context.Background(), t.TempDir(), opts...)
 	if err != nil {
 		t.Fatal(err)

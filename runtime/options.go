@@ -30,6 +30,9 @@ type config struct {
 	limits        hostfuncs.Limits
 	verifier      hostfuncs.TokenVerifier
 	logger        *slog.Logger
+	// noCloseOnDone turns deadlines off; only benchmarks use it, to measure
+	// what WithCloseOnContextDone costs.
+	noCloseOnDone bool
 }
 
 func defaultConfig() config {

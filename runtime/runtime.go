@@ -57,7 +57,7 @@ func New(ctx context.Context, opts ...Option) (*Runtime, error) {
 		WithCompilationCache(cache).
 		WithMemoryLimitPages(cfg.memoryPages).
 		// Without it a deadline, and even Close, is ignored by a spinning guest.
-		WithCloseOnContextDone(true)
+		WithCloseOnContextDone(!cfg.noCloseOnDone)
 	wz := wazero.NewRuntimeWithConfig(ctx, wcfg)
 	// WASI is instantiated whole, but a guest can only reach the functions it
 	// imports, and validation refuses imports outside abi.WASIImports.
