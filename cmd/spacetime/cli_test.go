@@ -733,3 +733,49 @@ func params(t *testing.T, ps []paramT) []abi.ParamDef {
 	}
 	return out
 }
+
+// TestStart runs `spacetime start` with its settings from the environment
+// and stops it as Ctrl-C would.
+func TestStart(t *testing.T) {
+	dataDir := t.TempDir()
+	c := &cli{t: t, wd: t.TempDir(), env: map[string]string{
+		"SPACETIME_CONFIG_DIR": t.TempDir(),
+		"SPACETIME_LISTEN":     "127.0.0.1:0",
+		"SPACETIME_DATA_DIR":   dataDir,
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		a := &app{stdout: &out, stderr: io.Discard, getenv: func(k string) string { return c.env[k] }, wd: c.wd}
+		done <- a.run(ctx, []string{"start", "--json"})
+	}()
+	var started struct {
+		URL     string `json:"url"`
+		DataDir string `json:"data_dir"`
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for json.Unmarshal([]byte(out.String()), &started) != nil || started.URL == "" {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("start printed %q; err %v", out.String(), <-done)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if started.DataDir != dataDir {
+		t.Errorf("data dir = %q, want %q from SPACETIME_DATA_DIR", started.DataDir, dataDir)
+	}
+	if out, _ := c.with("SPACETIME_SERVER", started.URL).ok("login"); !strings.Contains(out, "Logged in to "+started.URL) {
+		t.Errorf("login = %q", out)
+	}
+	// The server's key is in the data directory: token mint finds it there.
+	c.ok("token", "mint", "--sub", "carol")
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("start ended with %v", err)
+	}
+	msg, _ := c.fail("start", "--config", filepath.Join(t.TempDir(), "missing.toml"))
+	if !strings.Contains(msg, "config") {
+		t.Errorf("missing config: %q", msg)
+	}
+}

@@ -187,7 +187,7 @@ func callArgs(args []string, params []abi.ParamDef) []byte {
 func cmdCall(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("call")
 	db := fs.String("db", "", "the database (default: $SPACETIME_DB, the project here, or the only one)")
-	anon := fs.Bool("anonymous", false, "call without the session a previous `call auth` saved")
+	anon := fs.Bool("anonymous", false, "call without the session a previous spacetime call auth saved")
 	pos, err := parseFlags(fs, args, false)
 	if err != nil {
 		return err
@@ -229,6 +229,12 @@ func cmdCall(ctx context.Context, a *app, args []string) error {
 	// auth itself runs without the previous session: it is how a user
 	// replaces a session, even one the server no longer accepts.
 	sess := creds.session(c.base, name)
+	if sess == nil && !*anon && reducer != "auth" {
+		if s := creds.Servers[c.base]; s != nil && s.Databases[name] != nil && s.Databases[name].ExpiresAt != nil {
+			fmt.Fprintf(a.stderr, "Your session for %s expired at %s; calling without it (authenticate again with `spacetime call auth <token>`).\n",
+				name, s.Databases[name].ExpiresAt.Local().Format(time.DateTime))
+		}
+	}
 	token := ""
 	if sess != nil && !*anon && reducer != "auth" {
 		token = sess.Token
@@ -341,7 +347,7 @@ type sqlResult struct {
 func cmdSQL(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("sql")
 	db := fs.String("db", "", "the database (default: $SPACETIME_DB, the project here, or the only one)")
-	asUser := fs.Bool("as-user", false, "read as the user of the session `call auth` saved, under the module's grants")
+	asUser := fs.Bool("as-user", false, "read as the user of the session spacetime call auth saved, under the module's grants")
 	anon := fs.Bool("anonymous", false, "read as an anonymous client, under the module's grants")
 	pos, err := parseFlags(fs, args, false)
 	if err != nil {

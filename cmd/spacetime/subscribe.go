@@ -52,7 +52,7 @@ func cmdSubscribe(ctx context.Context, a *app, args []string) error {
 	db := fs.String("db", "", "the database (default: $SPACETIME_DB, the project here, or the only one)")
 	count := fs.Int("count", -1, "exit after this many updates (0: print the initial rows and exit; default: until interrupted)")
 	timeout := fs.Duration("timeout", 0, "exit after this long (an error if --count updates have not arrived by then)")
-	asUser := fs.Bool("as-user", false, "subscribe as the user of the session `call auth` saved, under the module's grants")
+	asUser := fs.Bool("as-user", false, "subscribe as the user of the session spacetime call auth saved, under the module's grants")
 	anon := fs.Bool("anonymous", false, "subscribe as an anonymous client, under the module's grants")
 	queries, err := parseFlags(fs, args, false)
 	if err != nil {
