@@ -288,7 +288,7 @@ func TestIdenticalBytesCompileOnce(t *testing.T) {
 	if m1 != m2 {
 		t.Fatal("the same bytes compiled twice")
 	}
-	if len(m1.Def().Reducers) != 9 || m1.Def().Tables[0].Name != "T" {
+	if len(m1.Def().Reducers) != 10 || m1.Def().Tables[0].Name != "T" {
 		t.Fatalf("def = %+v", m1.Def())
 	}
 }
@@ -303,5 +303,60 @@ func TestCreateExistingDatabaseRefused(t *testing.T) {
 	}
 	if ids := rowIDs(t, db, "T"); !slices.Equal(ids, []uint64{1}) {
 		t.Fatalf("rows = %v", ids)
+	}
+}
+
+// TestWASIWorld checks what WASI gives a guest: clocks from the call's
+// timestamp, randomness from the call's inputs, no environment or
+// arguments, stdout into the module log.
+func TestWASIWorld(t *testing.T) {
+	db, _ := newWATDatabase(t)
+	ctx := context.Background()
+	type world struct {
+		wall, mono   uint64
+		random       []byte
+		envc, envLen uint32
+		argc, argLen uint32
+	}
+	get := func(ts int64, caller abi.Identity) world {
+		t.Helper()
+		res, err := db.Call(ctx, CallRequest{Reducer: "wasi", Timestamp: time.UnixMicro(ts), Caller: caller})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := abi.NewReader(res.Return)
+		b := r.ReadBytes()
+		if r.Err() != nil || len(b) != 48 {
+			t.Fatalf("return = %x", res.Return)
+		}
+		le := binary.LittleEndian
+		return world{le.Uint64(b), le.Uint64(b[8:]), b[16:32], le.Uint32(b[32:]), le.Uint32(b[36:]), le.Uint32(b[40:]), le.Uint32(b[44:])}
+	}
+	const ts = 1_700_000_000_123_456
+	alice := abi.Identity{0xc2, 0, 1}
+	w1 := get(ts, alice)
+	// The first reading of the wall clock is the timestamp plus one tick (1 µs).
+	if w1.wall != ts*1000+1000 {
+		t.Errorf("wall clock = %d, want %d", w1.wall, ts*1000+1000)
+	}
+	if w1.envc != 0 || w1.envLen != 0 || w1.argc != 0 || w1.argLen != 0 {
+		t.Errorf("the guest sees an environment or arguments: %+v", w1)
+	}
+	w2 := get(ts, alice)
+	if !bytes.Equal(w1.random, w2.random) || w1.wall != w2.wall {
+		t.Errorf("the same inputs gave different randomness or time: %x/%d vs %x/%d", w1.random, w1.wall, w2.random, w2.wall)
+	}
+	if w2.mono <= w1.mono {
+		t.Errorf("the monotonic clock went back: %d then %d", w1.mono, w2.mono)
+	}
+	if w3 := get(ts+1, alice); bytes.Equal(w3.random, w1.random) {
+		t.Error("another timestamp gave the same randomness")
+	}
+	if w4 := get(ts, abi.Identity{0xc2, 0, 2}); bytes.Equal(w4.random, w1.random) {
+		t.Error("another caller gave the same randomness")
+	}
+	lines := db.Logs().Last(1)
+	if len(lines) != 1 || lines[0].Message != "hello from wat" || lines[0].Reducer != "wasi" || lines[0].Level != "info" {
+		t.Fatalf("stdout did not reach the module log: %+v", lines)
 	}
 }

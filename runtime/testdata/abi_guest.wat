@@ -20,6 +20,11 @@
   (import "spacetime_v1" "identity_from_claims" (func $identity_from_claims (param i32 i32 i32 i32 i32) (result i32)))
   (import "spacetime_v1" "caller_claims" (func $caller_claims (param i32) (result i32)))
   (import "spacetime_v1" "console_log" (func $console_log (param i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "clock_time_get" (func $clock_time_get (param i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "random_get" (func $random_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_sizes_get" (func $environ_sizes_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "args_sizes_get" (func $args_sizes_get (param i32 i32) (result i32)))
 
   (memory (export "memory") 1 1)
 
@@ -30,7 +35,7 @@
   (data (i32.const 48) "boom")
   (data (i32.const 56) "hello from wat")
   ;; 256: the ModuleDef, NUL-terminated
-  (data (i32.const 256) "{\"abi_version\":1,\"tables\":[{\"name\":\"T\",\"columns\":[{\"name\":\"id\",\"type\":\"u64\",\"primary_key\":true}]}],\"reducers\":[{\"name\":\"oob\",\"params\":[],\"return\":\"Bytes\"},{\"name\":\"insert\",\"params\":[{\"name\":\"id\",\"type\":\"u64\"}]},{\"name\":\"fail\",\"params\":[]},{\"name\":\"trap\",\"params\":[]},{\"name\":\"spin\",\"params\":[]},{\"name\":\"noop\",\"params\":[]},{\"name\":\"log\",\"params\":[]},{\"name\":\"hostcalls\",\"params\":[{\"name\":\"n\",\"type\":\"u32\"}]},{\"name\":\"init\",\"params\":[],\"lifecycle\":\"init\"}]}\00")
+  (data (i32.const 256) "{\"abi_version\":1,\"tables\":[{\"name\":\"T\",\"columns\":[{\"name\":\"id\",\"type\":\"u64\",\"primary_key\":true}]}],\"reducers\":[{\"name\":\"oob\",\"params\":[],\"return\":\"Bytes\"},{\"name\":\"insert\",\"params\":[{\"name\":\"id\",\"type\":\"u64\"}]},{\"name\":\"fail\",\"params\":[]},{\"name\":\"trap\",\"params\":[]},{\"name\":\"spin\",\"params\":[]},{\"name\":\"noop\",\"params\":[]},{\"name\":\"log\",\"params\":[]},{\"name\":\"hostcalls\",\"params\":[{\"name\":\"n\",\"type\":\"u32\"}]},{\"name\":\"init\",\"params\":[],\"lifecycle\":\"init\"},{\"name\":\"wasi\",\"params\":[],\"return\":\"Bytes\"}]}\00")
 
   ;; 1024: u32 length, then one errno byte per host call of the oob reducer.
   (global $n (mut i32) (i32.const 0))
@@ -133,8 +138,8 @@
     (param $id i32) (param i64 i64 i64 i64 i64 i64) (param $ts i64)
     (param $args i32) (param $ret i32) (param $err i32) (result i32)
     (local $i i32)
-    (block $b8 (block $b7 (block $b6 (block $b5 (block $b4 (block $b3 (block $b2 (block $b1 (block $b0
-      (br_table $b0 $b1 $b2 $b3 $b4 $b5 $b6 $b7 $b8 (local.get $id)))
+    (block $b9 (block $b8 (block $b7 (block $b6 (block $b5 (block $b4 (block $b3 (block $b2 (block $b1 (block $b0
+      (br_table $b0 $b1 $b2 $b3 $b4 $b5 $b6 $b7 $b8 $b9 (local.get $id)))
       ;; 0 oob
       (call $oob (local.get $args) (local.get $ret))
       (return (i32.const 0)))
@@ -168,5 +173,19 @@
       (return (i32.const 0)))
     ;; 8 init: inserts row 1
     (call $insert_fixed (i64.const 1))
+    (return (i32.const 0)))
+    ;; 9 wasi: returns Bytes of realtime clock (8), monotonic clock (8),
+    ;; 16 random bytes, environ count and size, args count and size (4 each);
+    ;; and writes "hello from wat" to stdout.
+    (drop (call $clock_time_get (i32.const 0) (i64.const 1) (i32.const 3072)))
+    (drop (call $clock_time_get (i32.const 1) (i64.const 1) (i32.const 3080)))
+    (drop (call $random_get (i32.const 3088) (i32.const 16)))
+    (drop (call $environ_sizes_get (i32.const 3104) (i32.const 3108)))
+    (drop (call $args_sizes_get (i32.const 3112) (i32.const 3116)))
+    (i32.store (i32.const 3200) (i32.const 56))
+    (i32.store (i32.const 3204) (i32.const 14))
+    (drop (call $fd_write (i32.const 1) (i32.const 3200) (i32.const 1) (i32.const 3208)))
+    (i32.store (i32.const 3068) (i32.const 48))
+    (drop (call $write (local.get $ret) (i32.const 3068) (i32.const 52)))
     (i32.const 0))
 )
