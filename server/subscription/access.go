@@ -143,6 +143,10 @@ type Revoked struct {
 func (e *Engine) ModuleChanged() []Revoked {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.closed {
+		return nil
+	}
+	e.snapshotLocked()
 	var out []Revoked
 	for _, c := range e.conns {
 		ids := make([]uint32, 0, len(c.sets))

@@ -532,3 +532,14 @@ func (e *Engine) idle(id abi.ConnectionID) bool {
 	e.mu.Unlock()
 	return c == nil || c.box.idle()
 }
+
+// snapshotLocked returns the state after the last processed commit. When
+// the store's latest durable snapshot is at the same offset it holds the
+// same rows, and possibly tables added since (a republish does not commit a
+// transaction), so it is preferred.
+func (e *Engine) snapshotLocked() *store.Snapshot {
+	if s := e.db.Snapshot(); s.Offset() == e.snap.Offset() {
+		e.snap = s
+	}
+	return e.snap
+}

@@ -3,6 +3,7 @@ package subscription
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -20,7 +21,7 @@ func (e *Engine) OneOffQuery(ctx context.Context, id abi.ConnectionID, src strin
 		return nil, err
 	}
 	e.mu.Lock()
-	caller, owner, snap := c.caller, c.owner, e.snap
+	caller, owner, snap := c.caller, c.owner, e.snapshotLocked()
 	e.mu.Unlock()
 
 	q, err := query.Parse(src)
@@ -62,16 +63,22 @@ func (e *Engine) OneOffQuery(ctx context.Context, id abi.ConnectionID, src strin
 		}
 	}
 	types := def.ColumnTypes()
+	rows := []json.RawMessage{}
 	it, err := snap.Scan(tid)
+	if errors.Is(err, store.ErrNoSuchTable) {
+		// Added after snap (a commit is on its way): empty as of snap.
+		it, err = nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	defer it.Close()
-	rows := []json.RawMessage{}
+	if it != nil {
+		defer it.Close()
+	}
 	var count uint64
 	var proj []abi.Value
 	n := 0
-	for raw, ok := it.Next(); ok; raw, ok = it.Next() {
+	for raw, ok := next(it); ok; raw, ok = next(it) {
 		if n++; n%1024 == 0 {
 			if err := ctx.Err(); err != nil {
 				return nil, err
@@ -143,6 +150,9 @@ func (s *snapSource) ScanTable(table string, fn func(row []abi.Value) bool) erro
 	}
 	types := def.ColumnTypes()
 	it, err := s.snap.Scan(tid)
+	if errors.Is(err, store.ErrNoSuchTable) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -160,4 +170,12 @@ func (s *snapSource) ScanTable(table string, fn func(row []abi.Value) bool) erro
 		}
 	}
 	return nil
+}
+
+// next reads an iterator that may be nil (no rows).
+func next(it *store.RowIter) ([]byte, bool) {
+	if it == nil {
+		return nil, false
+	}
+	return it.Next()
 }

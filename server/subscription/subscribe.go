@@ -3,6 +3,7 @@ package subscription
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/spacetime-go/spacetime/abi"
@@ -78,7 +79,7 @@ func (e *Engine) Subscribe(ctx context.Context, id abi.ConnectionID, querySetID 
 		e.mu.Unlock()
 		return nil, fmt.Errorf("%w: the connection closed", ErrUnknownConnection)
 	}
-	snap := e.snap
+	snap := e.snapshotLocked()
 	e.pending[p] = struct{}{}
 	e.mu.Unlock()
 	active := false
@@ -240,6 +241,9 @@ func (e *Engine) evalGroups(ctx context.Context, snap *store.Snapshot, groups []
 		}
 		types := def.ColumnTypes()
 		it, err := e.scanFor(snap, tid, def, g, caller)
+		if errors.Is(err, store.ErrNoSuchTable) {
+			continue // added after snap: empty as of snap
+		}
 		if err != nil {
 			return nil, fmt.Errorf("reading table %q: %w", g.table, err)
 		}
@@ -380,7 +384,7 @@ func (e *Engine) SetIdentity(id abi.ConnectionID, caller abi.Identity) {
 	}
 	old := c.caller
 	c.caller = caller
-	snap := e.snap
+	snap := e.snapshotLocked()
 	tu := &TransactionUpdate{Offset: snap.Offset(), Recomputed: true}
 	ids := make([]uint32, 0, len(c.sets))
 	for sid := range c.sets {
