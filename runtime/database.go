@@ -172,6 +172,10 @@ func (v *version) put(ctx context.Context, inst *instance, maxIdle int) {
 	inst.close(ctx)
 }
 
+// maxErrorMessage bounds a reducer's error message: it is shown to clients
+// and written to logs, and a module must not make either carry megabytes.
+const maxErrorMessage = 16 << 10
+
 // CallRequest is one reducer call.
 type CallRequest struct {
 	// Reducer is the reducer's name.
@@ -272,7 +276,7 @@ func (d *Database) run(ctx context.Context, v *version, id uint32, req CallReque
 	c.Verifier = d.cfg.verifier
 	args, _ := c.NewSource(req.Args)
 	ret, _ := c.NewSink(0)
-	errSink, _ := c.NewSink(0)
+	errSink, _ := c.NewSink(maxErrorMessage)
 
 	w0, w1, w2, w3 := req.Caller.Words()
 	cw0, cw1 := req.Connection.Words()
