@@ -360,3 +360,60 @@ func TestWASIWorld(t *testing.T) {
 		t.Fatalf("stdout did not reach the module log: %+v", lines)
 	}
 }
+
+func TestInitFailureDropsDatabase(t *testing.T) {
+	ctx := context.Background()
+	rt := newTestRuntime(t)
+	st := newTestStore(t)
+	mod, err := rt.Compile(ctx, readTestdata(t, "v2_added_table.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = rt.CreateDatabase(ctx, st, "doomed", mod)
+	if !errors.Is(err, ErrReducerFailed) || !strings.Contains(err.Error(), "init says no") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := st.Database("doomed"); err == nil {
+		t.Fatal("the database whose init failed still exists")
+	}
+}
+
+func TestRepublish(t *testing.T) {
+	ctx := context.Background()
+	db, _ := newWATDatabase(t)
+	if _, err := call(t, db, "insert", u64Args(5)); err != nil {
+		t.Fatal(err)
+	}
+	changed, err := db.rt.Compile(ctx, readTestdata(t, "v2_changed_table.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(ctx, changed); !errors.Is(err, ErrSchemaChange) || !strings.Contains(err.Error(), "table T") {
+		t.Fatalf("changing T's column type: err = %v", err)
+	}
+	if _, err := call(t, db, "insert", u64Args(6)); err != nil {
+		t.Fatalf("the old version stopped serving after a refused update: %v", err)
+	}
+	added, err := db.rt.Compile(ctx, readTestdata(t, "v2_added_table.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(ctx, added); err != nil {
+		t.Fatal(err)
+	}
+	if db.Module() != added {
+		t.Fatal("the new version does not serve")
+	}
+	if _, err := db.Store().TableID("U"); err != nil {
+		t.Fatalf("table U was not added: %v", err)
+	}
+	if _, err := call(t, db, "insert", u64Args(7)); !errors.Is(err, ErrNoSuchReducer) {
+		t.Fatalf("the old version's reducer still runs: %v", err)
+	}
+	if _, err := call(t, db, "noop", nil); err != nil {
+		t.Fatal(err)
+	}
+	if ids := rowIDs(t, db, "T"); !slices.Equal(ids, []uint64{1, 5, 6}) {
+		t.Fatalf("rows = %v", ids)
+	}
+}
