@@ -48,10 +48,12 @@ func BenchmarkDurableCommit(b *testing.B) {
 		}{{"group", 1024}, {"single", 1}} {
 			b.Run(fmt.Sprintf("writers=%d/%s", writers, mode.name), func(b *testing.B) {
 				ctx := context.Background()
-				s := openStore(b, b.TempDir(), WithMaxGroupSize(mode.group))
+				cd := &countingDurability{}
+				s := openStore(b, b.TempDir(), WithMaxGroupSize(mode.group), WithDurabilityWrapper(func(d Durability) Durability { cd.Durability = d; return cd }))
 				defer s.Close()
 				db := mustDBb(b, s, "bench", benchTables())
 				row := msgRow(0, 1, "hello, world")
+				cd.base = cd.commits.Load()
 				var next atomic.Int64
 				var wg sync.WaitGroup
 				b.ResetTimer()
@@ -79,9 +81,22 @@ func BenchmarkDurableCommit(b *testing.B) {
 				}
 				wg.Wait()
 				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "commits/s")
+				b.ReportMetric(float64(b.N)/float64(cd.commits.Load()-cd.base), "txs/group")
 			})
 		}
 	}
+}
+
+// countingDurability counts durable commits, to report the group size.
+type countingDurability struct {
+	Durability
+	commits atomic.Int64
+	base    int64
+}
+
+func (c *countingDurability) Commit(w []Write) error {
+	c.commits.Add(1)
+	return c.Durability.Commit(w)
 }
 
 func mustDBb(b testing.TB, s *Store, name string, tables []abi.TableDef) *Database {
