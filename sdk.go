@@ -1,7 +1,3 @@
-// Package spacetime carries the sources of the Go guest SDK (the abi package
-// and modules/go/stdb) inside the spacetime binary, so that `spacetime new`
-// can write a project that builds on a machine with no network and no
-// published copy of this repository.
 package spacetime
 
 import (
