@@ -84,6 +84,8 @@ func writers(t testing.TB, f *fixture, n, count int, seed uint64) (wait func()) 
 // checker makes a client verify, after its SubscribeApplied and after every
 // update, that its cache equals a fresh query of each set at that offset.
 func (c *client) checkEach(f *fixture, caller abi.Identity) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.verify = func(set uint32, off uint64) {
 		want := f.fresh(off, caller, c.queries[set]...)
 		for table, rows := range want {
@@ -205,6 +207,16 @@ func TestSubscribeDuringTrafficProperty(t *testing.T) {
 				if !slices.Contains(l.sets, set) {
 					l.sets = append(l.sets, set)
 				}
+			case kind == 8 && rapid.Bool().Draw(rt, "identity"):
+				// Identity change: the view is recomputed. The cache is then
+				// checked at the end only (the per-offset check needs to know
+				// which identity each update was computed for).
+				l := conns[rapid.IntRange(0, len(conns)-1).Draw(rt, "conn")]
+				l.c.mu.Lock()
+				l.c.verify = nil
+				l.c.mu.Unlock()
+				l.caller = ident(rapid.IntRange(0, 3).Draw(rt, "new caller"))
+				f.e.SetIdentity(l.c.id, l.caller)
 			case kind == 8:
 				l := conns[rapid.IntRange(0, len(conns)-1).Draw(rt, "conn")]
 				if len(l.sets) > 0 {
@@ -224,6 +236,7 @@ func TestSubscribeDuringTrafficProperty(t *testing.T) {
 		final := f.db.Snapshot().Offset()
 		for _, l := range conns {
 			f.settle(l.c, final)
+			l.c.checkEach(f, l.caller)
 			l.c.mu.Lock()
 			for _, set := range l.sets {
 				if l.c.offset[set] > final {
