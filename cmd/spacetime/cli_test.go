@@ -472,6 +472,22 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("delete", func(t *testing.T) {
+		if msg, code := base.fail("delete", "copy"); code != 2 || !strings.Contains(msg, "--yes") {
+			t.Errorf("delete without --yes: %q exit %d", msg, code)
+		}
+		if out, _ := base.ok("delete", "copy", "--yes"); !strings.Contains(out, "Deleted database copy") {
+			t.Errorf("delete = %q", out)
+		}
+		if msg, _ := base.fail("describe", "--db", "copy"); !strings.Contains(msg, `no database named "copy"`) {
+			t.Errorf("describe after delete: %q", msg)
+		}
+		// One database left: commands find it without --db.
+		if out, _ := base.ok("describe"); !strings.Contains(out, "Database secure_app") {
+			t.Errorf("describe = %q", out)
+		}
+	})
+
 	t.Run("token mint", func(t *testing.T) {
 		out, _ := base.ok("token", "mint", "--json", "--sub", "bob", "--ttl", "5m")
 		var m struct {

@@ -733,3 +733,45 @@ func cmdLogin(ctx context.Context, a *app, args []string) error {
 	}
 	return nil
 }
+
+func cmdDelete(ctx context.Context, a *app, args []string) error {
+	fs := a.flagSet("delete")
+	yes := fs.Bool("yes", false, "confirm: the database and all its data are deleted")
+	pos, err := parseFlags(fs, args, false)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("delete takes the database's name: spacetime delete NAME --yes")
+	}
+	name := pos[0]
+	if !*yes {
+		return usagef("delete removes database %s and all its data for good; run it again with --yes to confirm", name)
+	}
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	err = c.asOperator(ctx, func(tok string) error {
+		return c.getJSON(ctx, http.MethodDelete, dbPath(name), "", nil, tok, nil)
+	})
+	if err != nil {
+		var ae *apiError
+		if errors.As(err, &ae) {
+			return fmt.Errorf("deleting %s: %s", name, ae.Message)
+		}
+		return err
+	}
+	// Sessions for a deleted database are meaningless now.
+	if creds, err := a.loadCredentials(); err == nil {
+		if s := creds.Servers[c.base]; s != nil && s.Databases[name] != nil {
+			delete(s.Databases, name)
+			a.saveCredentials(creds)
+		}
+	}
+	if a.json {
+		return a.printJSON(map[string]any{"database": name, "deleted": true})
+	}
+	fmt.Fprintf(a.stdout, "Deleted database %s\n", name)
+	return nil
+}

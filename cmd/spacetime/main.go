@@ -90,6 +90,7 @@ Databases:
   logs [--db NAME] [-f]              print (and follow) the module's log
   describe [--db NAME]               show the database's tables, reducers and grants
   list                               list the server's databases
+  delete NAME --yes                  delete a database and its data (owner only)
 
 Global flags (before or after the command):
   --server URL   the server (env SPACETIME_SERVER, default http://127.0.0.1:3000)
@@ -121,6 +122,7 @@ func init() {
 		"logs":      {cmdLogs, "logs [--db NAME] [-f] [-n LINES]"},
 		"describe":  {cmdDescribe, "describe [--db NAME]"},
 		"list":      {cmdList, "list"},
+		"delete":    {cmdDelete, "delete NAME --yes"},
 		"login":     {cmdLogin, "login [--new]"},
 		"token":     {cmdToken, "token mint --sub SUBJECT [--ttl DURATION] [--claim KEY=VALUE]..."},
 		"start":     {cmdStart, "start [--listen ADDR] [--data-dir DIR] [--config FILE]"},
