@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/spacetime-go/spacetime/abi"
@@ -157,7 +158,7 @@ func (r *Runtime) compile(ctx context.Context, hash [32]byte, wasm []byte) (*Mod
 	if err != nil {
 		return nil, err
 	}
-	compiled, err := r.wz.CompileModule(ctx, prepared)
+	compiled, err := r.wz.CompileModule(experimental.WithCompilationWorkers(ctx, r.cfg.compileWorkers), prepared)
 	if err != nil {
 		return nil, fmt.Errorf("%w: it does not compile: %w", ErrInvalidModule, err)
 	}
