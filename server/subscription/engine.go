@@ -170,8 +170,8 @@ type Engine struct {
 	// folds counts commits folded into initial rows (tests check the path
 	// is exercised).
 	folds atomic.Uint64
-	// afterInitial, when set (tests), runs after Subscribe has read its
-	// initial rows and before it folds and goes live.
+	// afterInitial, when set (tests), runs after Subscribe or SetIdentity
+	// has read its rows and before it folds and goes live.
 	afterInitial func()
 }
 

@@ -112,3 +112,58 @@ func TestCloseAndReconnect(t *testing.T) {
 		t.Fatalf("update after close")
 	}
 }
+
+// An identity change reads the old and new views without the lock; commits
+// that land meanwhile are folded into both, and the client's cache ends up
+// equal to a fresh query under the new identity.
+func TestSetIdentityDuringCommits(t *testing.T) {
+	f := newFixture(t)
+	a, b := ident(1), ident(2)
+	f.tx(func(tx *store.Tx) {
+		for i := 0; i < 10; i++ {
+			must[[]byte](t)(tx.Insert(f.post, postRow(t, 0, []abi.Identity{a, b}[i%2], "go", uint32(i))))
+		}
+	})
+	waitEngine(t, f.e, 1)
+	c := newClient(t, connID(1))
+	f.e.Connect(c.id, a, false, c.send)
+	q := "SELECT * FROM Post WHERE owner = :caller OR n = 3"
+	must[*SubscribeApplied](t)(c.subscribe(f.e, 1, q))
+	read := make(chan struct{})
+	proceed := make(chan struct{})
+	f.e.afterInitial = func() { close(read); <-proceed }
+	done := make(chan struct{})
+	go func() { f.e.SetIdentity(c.id, b); close(done) }()
+	<-read
+	var last uint64
+	for _, fn := range []func(tx *store.Tx){
+		func(tx *store.Tx) { must[[]byte](t)(tx.Insert(f.post, postRow(t, 0, a, "new", 1))) },
+		func(tx *store.Tx) { must[[]byte](t)(tx.Insert(f.post, postRow(t, 0, b, "new", 1))) },
+		func(tx *store.Tx) { must[[]byte](t)(tx.Update(f.pk, postRow(t, 1, b, "moved", 1))) }, // a's row becomes b's
+		func(tx *store.Tx) { must[int](t)(tx.DeleteByKey(f.pk, u64Key(2))) },                  // one of b's rows
+	} {
+		last = f.tx(fn)
+	}
+	waitEngine(t, f.e, last)
+	close(proceed)
+	<-done
+	f.settle(c, last)
+	want := f.fresh(last, b, q)
+	if got := c.rows(1, "Post"); !equalRows(got, want["Post"]) {
+		t.Fatalf("after the identity change: %v,\nwant %v", got, want["Post"])
+	}
+	if f.e.folds.Load() == 0 {
+		t.Fatalf("no commit was folded")
+	}
+	ups := c.updates()
+	if r := ups[len(ups)-1]; !r.Recomputed || r.Offset != last {
+		t.Fatalf("last update %+v, want the recomputation at offset %d", r, last)
+	}
+	// Later commits follow the new identity.
+	off := f.tx(func(tx *store.Tx) { must[[]byte](t)(tx.Insert(f.post, postRow(t, 0, b, "later", 9))) })
+	f.settle(c, off)
+	want = f.fresh(off, b, q)
+	if got := c.rows(1, "Post"); !equalRows(got, want["Post"]) {
+		t.Fatalf("after a later commit: %v, want %v", got, want["Post"])
+	}
+}

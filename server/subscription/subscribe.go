@@ -363,12 +363,13 @@ func (e *Engine) fold(groups []*group, bags map[string]*bag, commits []store.Com
 
 // SetIdentity records a connection's new identity and recomputes what its
 // query sets see: the sets whose results depend on the caller receive one
-// TransactionUpdate (at the current offset) with the rows that left and
-// entered their view.
+// TransactionUpdate (Recomputed, at the offset T the change takes effect)
+// with the rows that left and entered their view.
 //
-// The recomputation reads the current snapshot under the engine's lock,
-// which keeps it trivially ordered with the commit stream; queries on
-// :caller equalities read through an index, so this is short.
+// It works like Subscribe: the old and new views are read from a snapshot
+// with no lock held, the commits processed meanwhile are folded into both
+// (the old sets keep delivering under the old identity until T), and the
+// switch happens under the lock at T, so a big view stalls nobody.
 func (e *Engine) SetIdentity(id abi.ConnectionID, caller abi.Identity) {
 	c, err := e.conn(id)
 	if err != nil {
@@ -376,16 +377,22 @@ func (e *Engine) SetIdentity(id abi.ConnectionID, caller abi.Identity) {
 	}
 	c.subMu.Lock()
 	defer c.subMu.Unlock()
+
+	type change struct {
+		s              *qset
+		oldG, newG     []*group
+		newCQs         []*compiled
+		oldBag, newBag map[string]*bag
+	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if c.gone || c.caller == caller {
+	if e.closed || c.gone || c.caller == caller {
 		c.caller = caller
+		e.mu.Unlock()
 		return
 	}
 	old := c.caller
 	c.caller = caller
-	snap := e.snapshotLocked()
-	tu := &TransactionUpdate{Offset: snap.Offset(), Recomputed: true}
+	var changes []*change
 	ids := make([]uint32, 0, len(c.sets))
 	for sid := range c.sets {
 		ids = append(ids, sid)
@@ -406,34 +413,94 @@ func (e *Engine) SetIdentity(id abi.ConnectionID, caller abi.Identity) {
 			oldCQs = append(oldCQs, oc)
 			newCQs = append(newCQs, &nc)
 		}
-		if !dep {
-			continue
-		}
-		og, ng := groupByTable(oldCQs), groupByTable(newCQs)
-		// No row limit here: the rows are the ones the client is entitled to
-		// and the scans are bounded by the subscription limits.
-		ob, err1 := e.evalGroups(context.Background(), snap, og, old)
-		nb, err2 := e.evalGroups(context.Background(), snap, ng, caller)
-		if err1 != nil || err2 != nil {
-			e.cfg.log.Error("subscription: recomputing a view after an identity change failed; dropping the query set",
-				"connection", id.String(), "query_set", sid, "err", firstErr(err1, err2))
-			e.removeSetLocked(s)
-			continue
-		}
-		qu := QuerySetUpdate{QuerySetID: sid}
-		for _, g := range ng {
-			ins, del := diff(ob[g.table], nb[g.table])
-			if len(ins) > 0 || len(del) > 0 {
-				qu.Tables = append(qu.Tables, TableUpdate{Table: g.table, Inserts: nonNil(ins), Deletes: nonNil(del)})
-			}
-		}
-		e.installSetLocked(c, sid, newCQs, s.n)
-		if len(qu.Tables) > 0 {
-			tu.QuerySets = append(tu.QuerySets, qu)
+		if dep {
+			changes = append(changes, &change{s: s, oldG: groupByTable(oldCQs), newG: groupByTable(newCQs), newCQs: newCQs})
 		}
 	}
-	if len(tu.QuerySets) > 0 {
-		c.box.push(item{tu: tu})
+	if len(changes) == 0 {
+		e.mu.Unlock()
+		return
+	}
+	snap := e.snapshotLocked()
+	p := &pending{}
+	e.pending[p] = struct{}{}
+	e.mu.Unlock()
+
+	fail := func(err error) {
+		// The old view is no longer the connection's; keeping it would show
+		// rows of the previous identity. Drop the affected sets.
+		e.mu.Lock()
+		delete(e.pending, p)
+		for _, ch := range changes {
+			if !c.gone && c.sets[ch.s.id] == ch.s {
+				e.removeSetLocked(ch.s)
+			}
+		}
+		e.mu.Unlock()
+		e.cfg.log.Error("subscription: recomputing a view after an identity change failed; its query sets were dropped",
+			"connection", id.String(), "err", err)
+	}
+	ctx := context.Background()
+	for _, ch := range changes {
+		var err error
+		if ch.oldBag, err = e.evalGroups(ctx, snap, ch.oldG, old); err != nil {
+			fail(err)
+			return
+		}
+		if ch.newBag, err = e.evalGroups(ctx, snap, ch.newG, caller); err != nil {
+			fail(err)
+			return
+		}
+	}
+	if e.afterInitial != nil {
+		e.afterInitial()
+	}
+	for {
+		e.mu.Lock()
+		if e.closed || c.gone {
+			delete(e.pending, p)
+			e.mu.Unlock()
+			return
+		}
+		if len(p.buf) == 0 {
+			delete(e.pending, p)
+			tu := &TransactionUpdate{Offset: e.snap.Offset(), Recomputed: true}
+			for _, ch := range changes {
+				if c.sets[ch.s.id] != ch.s {
+					continue // revoked meanwhile (ModuleChanged)
+				}
+				qu := QuerySetUpdate{QuerySetID: ch.s.id}
+				for _, g := range ch.newG {
+					ins, del := diff(ch.oldBag[g.table], ch.newBag[g.table])
+					if len(ins) > 0 || len(del) > 0 {
+						qu.Tables = append(qu.Tables, TableUpdate{Table: g.table, Inserts: nonNil(ins), Deletes: nonNil(del)})
+					}
+				}
+				e.installSetLocked(c, ch.s.id, ch.newCQs, ch.s.n)
+				if len(qu.Tables) > 0 {
+					tu.QuerySets = append(tu.QuerySets, qu)
+				}
+			}
+			if len(tu.QuerySets) > 0 {
+				c.box.push(item{tu: tu})
+			}
+			e.mu.Unlock()
+			return
+		}
+		buf := p.buf
+		p.buf = nil
+		e.mu.Unlock()
+		e.folds.Add(uint64(len(buf)))
+		for _, ch := range changes {
+			if err := e.fold(ch.oldG, ch.oldBag, buf, old); err != nil {
+				fail(err)
+				return
+			}
+			if err := e.fold(ch.newG, ch.newBag, buf, caller); err != nil {
+				fail(err)
+				return
+			}
+		}
 	}
 }
 
