@@ -48,13 +48,15 @@ func TestRSSProbe(t *testing.T) {
 		var m runtime.MemStats
 		runtime.ReadMemStats(&m)
 		b, _ := os.ReadFile("/proc/self/status")
-		rss := "?"
+		var rss []string
 		for _, l := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(l, "VmRSS:") {
-				rss = strings.TrimSpace(strings.TrimPrefix(l, "VmRSS:"))
+			for _, f := range []string{"VmRSS:", "RssAnon:", "RssFile:"} {
+				if strings.HasPrefix(l, f) {
+					rss = append(rss, f+strings.Join(strings.Fields(strings.TrimPrefix(l, f)), ""))
+				}
 			}
 		}
-		return fmt.Sprintf("rss=%s heap_inuse=%dMB", rss, m.HeapInuse>>20)
+		return fmt.Sprintf("%s heap_inuse=%dMB", strings.Join(rss, " "), m.HeapInuse>>20)
 	}
 	ctx := context.Background()
 	switch mode {

@@ -454,11 +454,11 @@ func (tx *Tx) Commit(ctx context.Context) (Commit, error) {
 		// Nothing to write, but what the transaction read must be durable
 		// before its caller hears back.
 		off := tx.base.offset
-		req := &request{db: db, done: make(chan error, 1)}
-		if d := db.durable.Load(); d != nil && d.offset >= off && d == tx.base {
+		if db.durable.Load() == tx.base {
 			db.release()
 			return Commit{Offset: off, Delta: delta}, nil
 		}
+		req := &request{db: db, done: make(chan error, 1)}
 		err := db.s.enqueue(req)
 		db.release()
 		if err == nil {

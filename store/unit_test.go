@@ -307,8 +307,17 @@ func TestSnapshotShowsOnlyDurableState(t *testing.T) {
 		tx.Rollback()
 		time.Sleep(time.Millisecond)
 	}
-	tx.Rollback()
-	// ...but snapshots and Commit's caller do not.
+	// A read-only transaction that saw it must not report success before
+	// what it read is durable.
+	roDone := make(chan Commit, 1)
+	go func() {
+		c, err := tx.Commit(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		roDone <- c
+	}()
+	// ...and snapshots and Commit's caller do not see it yet.
 	if n, _ := db.Snapshot().Count(users); n != 0 || db.Snapshot().Offset() != 0 {
 		t.Fatalf("snapshot shows %d rows at offset %d before durability", n, db.Snapshot().Offset())
 	}
@@ -317,9 +326,17 @@ func TestSnapshotShowsOnlyDurableState(t *testing.T) {
 		t.Fatal("commit returned before it was durable")
 	case <-time.After(20 * time.Millisecond):
 	}
+	select {
+	case <-roDone:
+		t.Fatal("read-only commit returned before what it read was durable")
+	default:
+	}
 	close(bd.gate)
 	if c := <-done; c.Offset != 1 {
 		t.Fatalf("offset %d", c.Offset)
+	}
+	if c := <-roDone; c.Offset != 1 || len(c.Delta.Tables) != 0 {
+		t.Fatalf("read-only commit: %+v", c)
 	}
 	if n, _ := db.Snapshot().Count(users); n != 1 {
 		t.Fatalf("snapshot after durability shows %d rows", n)
