@@ -153,6 +153,13 @@ type HostFunc struct {
 //     handles die when the call ends;
 //   - keys (index_scan_point, index_scan_range, row_delete_by_index_point)
 //     are the BSATN product of a prefix of the index's columns, in order;
+//   - outside a reducer call (from _initialize or __describe_module__) the
+//     functions that need a transaction (table_row_count, the scans,
+//     row_iter_*, row_insert, row_update, row_delete_by_index_point,
+//     jwt_verify, caller_claims) return NOT_IN_REDUCER; the name lookups
+//     return it only when no database is attached (describing a module);
+//   - a function that opens a handle returns LIMIT_EXCEEDED when the call
+//     already has the host's maximum of open handles;
 //   - a host function traps only when the call must stop as a whole: its
 //     deadline or energy is spent, or the host is shutting down. The
 //     transaction then rolls back and the instance is discarded.
