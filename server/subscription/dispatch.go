@@ -89,8 +89,8 @@ func (e *Engine) matchRowsLocked(tx uint64, ts *tableSubs, def *abi.TableDef, ty
 				return
 			}
 			for s := range uq.subs {
-				if s.stamp == stamp {
-					continue // already has this row through another query of the set
+				if s.stamp == stamp || s.conn.box.gone.Load() {
+					continue // already has this row through another query of the set, or no longer delivered to
 				}
 				s.stamp = stamp
 				if js == nil {

@@ -1,6 +1,9 @@
 package subscription
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // outbox is one connection's queue in front of its send function. The
 // engine appends to it under its lock (never blocking); the connection's own
@@ -14,9 +17,12 @@ type outbox struct {
 	inflight bool
 	closed   bool
 	dead     bool
-	max      int
-	send     func(*TransactionUpdate) bool
-	onDead   func(overflow bool)
+	// gone mirrors closed || dead for the fan-out, which skips such
+	// connections without taking mu.
+	gone   atomic.Bool
+	max    int
+	send   func(*TransactionUpdate) bool
+	onDead func(overflow bool)
 }
 
 type item struct {
@@ -41,6 +47,7 @@ func (b *outbox) push(it item) bool {
 	}
 	if b.max > 0 && len(b.items) >= b.max {
 		b.dead = true
+		b.gone.Store(true)
 		b.items = nil
 		b.cond.Signal()
 		b.mu.Unlock()
@@ -51,13 +58,6 @@ func (b *outbox) push(it item) bool {
 	b.cond.Signal()
 	b.mu.Unlock()
 	return true
-}
-
-// alive reports whether updates are still delivered.
-func (b *outbox) alive() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return !b.closed && !b.dead
 }
 
 func (b *outbox) pause() {
@@ -76,6 +76,7 @@ func (b *outbox) resume() {
 func (b *outbox) close() {
 	b.mu.Lock()
 	b.closed = true
+	b.gone.Store(true)
 	b.items = nil
 	b.cond.Signal()
 	b.mu.Unlock()
@@ -111,6 +112,7 @@ func (b *outbox) run() {
 		if !ok {
 			b.mu.Lock()
 			b.dead = true
+			b.gone.Store(true)
 			b.items = nil
 			b.mu.Unlock()
 			b.onDead(false)
