@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -257,6 +258,18 @@ func TestEndToEnd(t *testing.T) {
 		}
 		if msg, code := base.fail("call", "nope"); code != 1 || !strings.Contains(msg, `has no reducer "nope"; it has: `) || !strings.Contains(msg, "create_post") {
 			t.Errorf("unknown reducer: %q exit %d", msg, code)
+		}
+		// The real process: exit status 1 and exactly the tutorial's line.
+		if !testing.Short() {
+			cmd := exec.Command(toolBinary(t), "call", "create_post", "Hello, unauthenticated world!")
+			cmd.Env = append(os.Environ(), "SPACETIME_SERVER="+srv.URL(), "SPACETIME_CONFIG_DIR="+cfgDir)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 || stderr.String() != want+"\n" || stdout.Len() != 0 {
+				t.Errorf("binary: err %v, stdout %q, stderr %q; want exit 1 and %q", err, stdout.String(), stderr.String(), want)
+			}
 		}
 		// --json also prints the server's answer for scripts.
 		out, _, err := base.run(context.Background(), "call", "--json", "create_post", "x")
@@ -634,20 +647,50 @@ func TestDev(t *testing.T) {
 	}
 }
 
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+	binDir  string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// toolBinary builds the tool once per test binary.
+func toolBinary(t testing.TB) string {
+	t.Helper()
+	binOnce.Do(func() {
+		if binDir, binErr = os.MkdirTemp("", "spacetime-cli-test-"); binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "spacetime")
+		if runtime.GOOS == "windows" {
+			binPath += ".exe"
+		}
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
 // TestBinary checks what only the real process shows: exit statuses and
 // what reaches stderr.
 func TestBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the tool")
 	}
-	bin := filepath.Join(t.TempDir(), "spacetime")
-	if runtime.GOOS == "windows" {
-		bin += ".exe"
-	}
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := toolBinary(t)
 	for _, tt := range []struct {
 		name   string
 		args   []string
@@ -658,6 +701,8 @@ func TestBinary(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, 2, `unknown command "frobnicate"`},
 		{"unknown flag", []string{"sql", "--nope", "x"}, 2, "unknown flag --nope for sql"},
 		{"help", []string{"--help"}, 0, ""},
+		{"version", []string{"--version"}, 0, ""},
+		{"call failure exit status", []string{"--server", "http://127.0.0.1:1", "call", "--db", "x", "r"}, 1, "error: cannot reach"},
 		{"typescript", []string{"generate", "--lang", "typescript", "."}, 1, "not supported yet"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -224,6 +224,9 @@ func parseFlags(fs *flag.FlagSet, args []string, stopAtCommand bool) ([]string, 
 			continue
 		}
 		name, value, hasValue := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+		if stopAtCommand && (name == "version" || name == "v") {
+			return []string{"version"}, nil
+		}
 		if name == "h" || name == "help" {
 			if stopAtCommand {
 				return []string{"help"}, nil
