@@ -27,6 +27,11 @@
 // engine then hands the SubscribeApplied to the hook from the connection's
 // outbox, strictly before any later update of the set.
 //
+// SetIdentity uses the same path: the old and new views of the sets that
+// depend on :caller are read without the lock, commits meanwhile are folded
+// into both, and the switch happens at one offset with a Recomputed update
+// carrying the difference.
+//
 // # Matching
 //
 // Identical queries (same canonical text and, when they use :caller, same
@@ -48,5 +53,7 @@
 // Until row-level grants land, a non-owner connection may read only tables
 // opened with `grant_access T to public`; every read path asks viewFilters
 // for the connection's extra conditions on a table, which is where row-level
-// grant plans will be ANDed in.
+// grant plans will be ANDed in. After a republish, ModuleChanged drops the
+// query sets that lost their grant and returns them for the server to
+// report.
 package subscription

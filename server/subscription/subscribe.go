@@ -553,15 +553,6 @@ func nonNil(s []json.RawMessage) []json.RawMessage {
 	return s
 }
 
-func firstErr(errs ...error) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func sortU32(s []uint32) {
 	for i := 1; i < len(s); i++ {
 		for j := i; j > 0 && s[j] < s[j-1]; j-- {
