@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -70,6 +71,8 @@ type wsConn struct {
 	closeCode int
 	closeMsg  string
 	writerEnd chan struct{}
+	// readerDone is closed when the reader stops reading.
+	readerDone chan struct{}
 
 	malformed int
 }
@@ -194,10 +197,11 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 	ws.SetReadLimit(s.cfg.maxMessage)
 	c := &wsConn{
 		s: s, d: d, ws: ws, id: newConnectionID(),
-		owner:     d.isOwner(p),
-		out:       make(chan outMsg, s.cfg.sendQueue),
-		done:      make(chan struct{}),
-		writerEnd: make(chan struct{}),
+		owner:      d.isOwner(p),
+		out:        make(chan outMsg, s.cfg.sendQueue),
+		done:       make(chan struct{}),
+		writerEnd:  make(chan struct{}),
+		readerDone: make(chan struct{}),
 	}
 	if p.Session != nil {
 		c.setSession(p.Session)
@@ -213,6 +217,7 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 		c.mu.Unlock()
 	}()
 	if !d.register(c) {
+		close(c.readerDone) // no reader will run
 		c.closeWith(websocketGoingAway, "database closing")
 		return
 	}
@@ -229,6 +234,7 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 			reason = rerr.Message
 		}
 		s.log.Info("websocket refused by client_connected", "database", d.name, "connection", c.id, "reason", reason)
+		close(c.readerDone) // no reader will run
 		c.closeWith(CloseRefused, reason)
 		return
 	}
@@ -303,17 +309,33 @@ func (c *wsConn) writer() {
 			}
 			if c.closeCode != websocket.CloseAbnormalClosure {
 				c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.closeCode, c.closeMsg), time.Now().Add(time.Second))
-				// Give the client a moment to answer the close frame, so
-				// that it reads our reason rather than a reset.
-				c.ws.SetReadDeadline(time.Now().Add(time.Second))
+				c.linger()
 			}
 			return
 		}
 	}
 }
 
+// linger gives the client a moment to read the close frame before the
+// socket closes: closing with unread input makes the kernel send a reset,
+// which can reach the client before the frame and hide the reason. If the
+// reader is still running it will see the client's answering close frame;
+// if it has stopped (it read something the server refused), whatever the
+// client still sends is read and dropped until it closes its end.
+func (c *wsConn) linger() {
+	deadline := time.Now().Add(time.Second)
+	select {
+	case <-c.readerDone:
+		nc := c.ws.NetConn()
+		nc.SetReadDeadline(deadline)
+		io.Copy(io.Discard, nc)
+	case <-time.After(time.Until(deadline)):
+	}
+}
+
 // reader reads and handles the client's messages one at a time, in order.
 func (c *wsConn) reader(ctx context.Context) {
+	defer close(c.readerDone)
 	pongWait := 2 * c.s.cfg.pingInterval
 	c.ws.SetReadDeadline(time.Now().Add(pongWait))
 	c.ws.SetPongHandler(func(string) error {

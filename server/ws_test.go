@@ -531,3 +531,55 @@ func TestWSSessionLapse(t *testing.T) {
 		t.Fatalf("after the lapse: %v", r)
 	}
 }
+
+// TestWSRepublishAndDelete: an additive republish keeps connected clients
+// and their subscriptions; deleting the database closes them with a reason.
+func TestWSRepublishAndDelete(t *testing.T) {
+	// The client reads only when it expects something; a long ping interval
+	// keeps a slow compile (under -race) from looking like a dead client.
+	s := newServer(t, WithPingInterval(time.Minute))
+	_, op := operator(t, s)
+	publish(t, s, "blog", op, buildModule(t, appModule), 201)
+	sess := mustCall(t, s, "blog", "auth", "", devToken(t, s, "hana"))["token"].(string)
+	c, _ := connect(t, s, "blog", sess)
+	c.send("Subscribe", map[string]any{"request_id": 1, "query_set_id": 1, "queries": []string{"SELECT * FROM Post"}})
+	c.expect("SubscribeApplied")
+
+	publish(t, s, "blog", op, buildModule(t, appV2Module), 200)
+	mustCall(t, s, "blog", "create_post", sess, "after the republish")
+	if contents, _ := postUpdates(t, c, 1); contents[0] != "after the republish" {
+		t.Fatalf("update after republish: %v", contents)
+	}
+	// The new version's reducers and tables are there for the same client.
+	c.send("Subscribe", map[string]any{"request_id": 2, "query_set_id": 2, "queries": []string{"SELECT * FROM Likes"}})
+	c.expect("SubscribeApplied")
+	c.send("CallReducer", map[string]any{"request_id": 3, "reducer": "like", "args": []any{1}})
+	var sawResult, sawUpdate bool
+	for !sawResult || !sawUpdate {
+		typ, body, err := c.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch typ {
+		case "ReducerResult":
+			if body["status"] != "committed" {
+				t.Fatalf("like: %v", body)
+			}
+			sawResult = true
+		case "TransactionUpdate":
+			if !strings.Contains(fmt.Sprint(body), "Likes") {
+				t.Fatalf("update: %v", body)
+			}
+			sawUpdate = true
+		default:
+			t.Fatalf("unexpected %s %v", typ, body)
+		}
+	}
+
+	if r := do(t, s, "DELETE", "/v1/database/blog", op, nil); r.code != 200 {
+		t.Fatalf("delete: %d %s", r.code, r.body)
+	}
+	if ce := c.closeError(); ce.Code != websocket.CloseGoingAway || ce.Text != "database deleted" {
+		t.Fatalf("close on delete: %d %q", ce.Code, ce.Text)
+	}
+}
