@@ -519,6 +519,30 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("operator token from another server key is replaced", func(t *testing.T) {
+		other, _ := startServer(t)
+		otherCfg := t.TempDir()
+		base.with("SPACETIME_SERVER", other.URL(), "SPACETIME_CONFIG_DIR", otherCfg).ok("login")
+		a := &app{getenv: func(k string) string { return base.env[k] }}
+		oa := &app{getenv: func(k string) string { return map[string]string{"SPACETIME_CONFIG_DIR": otherCfg}[k] }}
+		oc, err := oa.loadCredentials()
+		if err != nil {
+			t.Fatal(err)
+		}
+		creds, err := a.loadCredentials()
+		if err != nil {
+			t.Fatal(err)
+		}
+		creds.server(srv.URL()).Token = oc.server(other.URL()).Token
+		if err := a.saveCredentials(creds); err != nil {
+			t.Fatal(err)
+		}
+		out, errOut := base.ok("publish", "fresh", "--wasm", wasm)
+		if !strings.Contains(out, "Created database fresh") || !strings.Contains(errOut, "no longer accepts the stored operator token") {
+			t.Errorf("publish with a foreign token: stdout %q stderr %q", out, errOut)
+		}
+	})
+
 	t.Run("stale session is forgotten", func(t *testing.T) {
 		creds, err := (&app{getenv: func(k string) string { return base.env[k] }}).loadCredentials()
 		if err != nil {

@@ -179,7 +179,7 @@ func (c *client) asOperator(ctx context.Context, fn func(token string) error) er
 	}
 	err = fn(tok)
 	var ae *apiError
-	if !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized || !strings.Contains(ae.Message, "invalid bearer token") {
+	if !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized {
 		return err
 	}
 	creds, lerr := c.a.loadCredentials()

@@ -373,6 +373,7 @@ func cmdSQL(ctx context.Context, a *app, args []string) error {
 	var ae *apiError
 	if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized && tok != "" && !*asUser {
 		// A stale operator token: read anonymously rather than fail.
+		fmt.Fprintf(a.stderr, "The server at %s does not accept the saved operator token (%s); reading as an anonymous client. `spacetime login --new` gets a new identity.\n", c.base, ae.Message)
 		resp, err = c.do(ctx, http.MethodPost, dbPath(name, "sql"), "text/plain", []byte(query), "")
 	}
 	if err != nil {
