@@ -426,6 +426,34 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("typescript bindings", func(t *testing.T) {
+		tsc := os.Getenv("SPACETIME_TEST_TSC")
+		if tsc == "" {
+			tsc, _ = exec.LookPath("tsc")
+		}
+		node, _ := exec.LookPath("node")
+		out := filepath.Join(t.TempDir(), "bindings")
+		base.ok("generate", project, "--lang", "typescript", "--out", out)
+		if tsc == "" || node == "" {
+			t.Skip("no tsc (set SPACETIME_TEST_TSC) or node: the bindings are generated but not compiled")
+		}
+		js := filepath.Join(out, "js")
+		if b, err := exec.Command(tsc, "--strict", "--target", "es2022", "--module", "es2022", "--lib", "es2022,dom", "--outDir", js, filepath.Join(out, tsFileName)).CombinedOutput(); err != nil {
+			t.Fatalf("tsc: %v\n%s", err, b)
+		}
+		os.WriteFile(filepath.Join(js, "package.json"), []byte(`{"type":"module"}`), 0o644)
+		os.WriteFile(filepath.Join(js, "run.js"), []byte(tsClientScript), 0o644)
+		tok, _ := base.ok("token", "mint", "--sub", "tsuser")
+		b, err := exec.Command(node, filepath.Join(js, "run.js"), srv.URL(), strings.TrimSpace(tok)).CombinedOutput()
+		if err != nil {
+			t.Fatalf("node: %v\n%s", err, b)
+		}
+		want := "reducer error: Unauthorized: You must be logged in to create a post.\nidentity: " + auth.IdentityFromClaims(auth.DevIssuerName, "tsuser").String() + "\nposted: true\n"
+		if string(b) != want {
+			t.Errorf("node output:\n%s\nwant:\n%s", b, want)
+		}
+	})
+
 	t.Run("database resolution", func(t *testing.T) {
 		// Two databases now: without a hint the tool asks for one.
 		msg, code := base.fail("sql", "SELECT * FROM Post")
@@ -727,7 +755,7 @@ func TestBinary(t *testing.T) {
 		{"help", []string{"--help"}, 0, ""},
 		{"version", []string{"--version"}, 0, ""},
 		{"call failure exit status", []string{"--server", "http://127.0.0.1:1", "call", "--db", "x", "r"}, 1, "error: cannot reach"},
-		{"typescript", []string{"generate", "--lang", "typescript", "."}, 1, "not supported yet"},
+		{"unknown language", []string{"generate", "--lang", "rust", "."}, 2, "--lang rust is not supported yet"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cmd := exec.Command(bin, tt.args...)
@@ -862,5 +890,52 @@ func TestStart(t *testing.T) {
 	msg, _ := c.fail("start", "--config", filepath.Join(t.TempDir(), "missing.toml"))
 	if !strings.Contains(msg, "config") {
 		t.Errorf("missing config: %q", msg)
+	}
+}
+
+// tsClientScript uses the compiled TypeScript bindings against a server.
+const tsClientScript = `import { Client, ReducerError } from "./index.js";
+const [server, token] = process.argv.slice(2);
+const c = new Client(server);
+try {
+  await c.createPost("anonymous");
+  console.log("no error");
+} catch (e) {
+  if (!(e instanceof ReducerError)) throw e;
+  console.log("reducer error: " + e.message);
+}
+console.log("identity: " + (await c.auth(token)));
+await c.createPost("Hello from TypeScript");
+const res = await c.sql("SELECT * FROM Post");
+console.log("posted: " + res[0].rows.some((r) => r.content === "Hello from TypeScript"));
+`
+
+func TestTypeScriptTypes(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"u8", "number"}, {"i64", "U64"}, {"u64", "U64"}, {"f32", "number"}, {"bool", "boolean"},
+		{"String", "string"}, {"Bytes", "Bytes"}, {"IdentityId", "IdentityId"}, {"Timestamp", "Timestamp"},
+		{"Option<String>", "string | null"}, {"Vec<u32>", "number[]"}, {"Vec<Option<String>>", "(string | null)[]"},
+		{"Option<Option<u8>>", "{ some: number | null } | null"},
+	} {
+		ty, err := abi.ParseType(tt.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tsType(ty); got != tt.want {
+			t.Errorf("tsType(%s) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	def := &abi.ModuleDef{Reducers: []abi.ReducerDef{
+		{Name: "sql", Params: []abi.ParamDef{{Name: "new", Type: abi.Type{Kind: abi.KindString}}}},
+		{Name: "init", Lifecycle: "init"},
+	}}
+	src := renderTypeScript(def, `we"ird`)
+	for _, want := range []string{`async sqlReducer(new_: string): Promise<null>`, `export const DATABASE = "we\"ird";`} {
+		if !strings.Contains(src, want) {
+			t.Errorf("bindings lack %q", want)
+		}
+	}
+	if strings.Contains(src, "init(") {
+		t.Error("bindings expose a lifecycle reducer")
 	}
 }

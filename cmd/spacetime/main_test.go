@@ -22,7 +22,8 @@ func TestGenerateCommand(t *testing.T) {
 	}{
 		{"dir", []string{"generate", dir}, "Generated " + filepath.Join(dir, "spacetime_generated.go"), ""},
 		{"flags after dir", []string{"generate", dir, "--out", out}, "Generated " + filepath.Join(out, "spacetime_generated.go"), ""},
-		{"other language", []string{"generate", "--lang", "typescript", dir}, "", "--lang typescript is not supported yet"},
+		{"other language", []string{"generate", "--lang", "rust", dir}, "", "--lang rust is not supported yet"},
+		{"typescript bindings", []string{"generate", "--lang", "typescript", dir, "--out", out}, "Generated " + filepath.Join(out, "index.ts"), ""},
 		{"two dirs", []string{"generate", dir, dir}, "", "generate takes one directory"},
 		{"no schema", []string{"generate", t.TempDir()}, "", "schema.spacetimedb: no such file"},
 		{"unknown command", []string{"frobnicate"}, "", `unknown command "frobnicate"`},

@@ -263,7 +263,7 @@ const newReadme = "# NAME\n\nA [spacetime](https://github.com/spacetime-go/space
 
 func cmdGenerate(ctx context.Context, a *app, args []string) error {
 	fs := a.flagSet("generate")
-	lang := fs.String("lang", "go", "language of the generated code: go (the module's code); typescript (client bindings) is not supported yet")
+	lang := fs.String("lang", "go", "language of the generated code: go (the module's code) or typescript (client bindings, in DIR/module_bindings by default)")
 	out := fs.String("out", "", "directory to write into (default: DIR)")
 	pos, err := parseFlags(fs, args, false)
 	if err != nil {
@@ -279,9 +279,21 @@ func cmdGenerate(ctx context.Context, a *app, args []string) error {
 	switch *lang {
 	case "go":
 	case "typescript", "ts":
-		return fmt.Errorf("generate: --lang %s is not supported yet: only the Go module code (--lang go) is generated today; TypeScript client bindings are planned", *lang)
+		outDir := ""
+		if *out != "" {
+			outDir = a.abs(*out)
+		}
+		path, err := generateTypeScript(dir, outDir)
+		if err != nil {
+			return err
+		}
+		if a.json {
+			return a.printJSON(map[string]any{"generated": path})
+		}
+		fmt.Fprintln(a.stdout, "Generated", a.rel(path))
+		return nil
 	default:
-		return usagef("generate: --lang %s is not supported yet; use --lang go", *lang)
+		return usagef("generate: --lang %s is not supported yet; use --lang go (the module's code) or --lang typescript (client bindings)", *lang)
 	}
 	if _, err := ensureSDK(dir); err != nil {
 		return err
