@@ -417,3 +417,62 @@ func TestRepublish(t *testing.T) {
 		t.Fatalf("rows = %v", ids)
 	}
 }
+
+// TestConcurrentCalls runs reducers from many goroutines on one database,
+// with a log follower reading at the same time (run it with -race).
+func TestConcurrentCalls(t *testing.T) {
+	db, _ := newWATDatabase(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	followed := make(chan int, 1)
+	go func() {
+		var seq uint64
+		n := 0
+		for db.Logs().Wait(ctx, seq) == nil {
+			lines, _ := db.Logs().Since(seq)
+			n += len(lines)
+			seq = lines[len(lines)-1].Seq
+		}
+		followed <- n
+	}()
+	const workers, each = 8, 20
+	errs := make(chan error, workers)
+	offsets := make(chan uint64, workers*each)
+	for w := 0; w < workers; w++ {
+		go func() {
+			for i := 0; i < each; i++ {
+				res, err := db.Call(ctx, CallRequest{Reducer: "insert", Args: u64Args(uint64(1000 + w*each + i))})
+				if err != nil {
+					errs <- err
+					return
+				}
+				offsets <- res.Commit.Offset
+				if _, err := db.Call(ctx, CallRequest{Reducer: "log"}); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for w := 0; w < workers; w++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(offsets)
+	seen := map[uint64]bool{}
+	for o := range offsets {
+		if seen[o] {
+			t.Fatalf("two commits at offset %d", o)
+		}
+		seen[o] = true
+	}
+	if ids := rowIDs(t, db, "T"); len(ids) != 1+workers*each {
+		t.Fatalf("%d rows, want %d", len(ids), 1+workers*each)
+	}
+	cancel()
+	if n := <-followed; n != workers*each {
+		t.Fatalf("the follower read %d lines, want %d", n, workers*each)
+	}
+}
