@@ -259,6 +259,7 @@ const newReadme = "# NAME\n\nA [spacetime](https://github.com/spacetime-go/space
 	"spacetime call send_message 'Hello!'    # in another terminal\n" +
 	"spacetime sql 'SELECT * FROM Message'\n" +
 	"spacetime subscribe 'SELECT * FROM Message'\n" +
+	"spacetime generate --lang typescript       # client bindings in module_bindings/\n" +
 	"```\n"
 
 func cmdGenerate(ctx context.Context, a *app, args []string) error {
