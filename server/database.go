@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/spacetime-go/spacetime/abi"
 	"github.com/spacetime-go/spacetime/runtime"
 	"github.com/spacetime-go/spacetime/store"
@@ -116,16 +118,20 @@ func (d *database) waitConnections(ctx context.Context) {
 	}
 }
 
-// register adds a connection; false when the database is closing.
-func (d *database) register(c *wsConn) bool {
+// register adds a connection, or says why it cannot: the database is
+// closing, or has as many connections as it may.
+func (d *database) register(c *wsConn) (code int, reason string) {
 	d.connMu.Lock()
 	defer d.connMu.Unlock()
 	if d.closed {
-		return false
+		return websocketGoingAway, "database closing"
+	}
+	if len(d.conns) >= d.s.cfg.maxConns {
+		return websocket.CloseTryAgainLater, fmt.Sprintf("too many connections: database %s has its limit of %d open", d.name, d.s.cfg.maxConns)
 	}
 	d.conns[c.id] = c
 	d.connWG.Add(1)
-	return true
+	return 0, ""
 }
 
 func (d *database) unregister(c *wsConn) {

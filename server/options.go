@@ -29,6 +29,8 @@ const (
 	// DefaultMaxMalformed is how many malformed messages in a row a
 	// connection may send before the server closes it as abusive.
 	DefaultMaxMalformed = 16
+	// DefaultMaxConnections bounds the WebSockets open on one database.
+	DefaultMaxConnections = 10_000
 	// DefaultOperatorTokenTTL is the lifetime of an operator token.
 	DefaultOperatorTokenTTL = 10 * 365 * 24 * time.Hour
 )
@@ -50,6 +52,7 @@ type config struct {
 	maxMalformed int
 	operatorTTL  time.Duration
 	sessionTTL   time.Duration
+	maxConns     int
 	version      string
 }
 
@@ -67,6 +70,7 @@ func defaultConfig() config {
 		pingInterval: DefaultPingInterval,
 		maxMalformed: DefaultMaxMalformed,
 		operatorTTL:  DefaultOperatorTokenTTL,
+		maxConns:     DefaultMaxConnections,
 		version:      "dev",
 	}
 }
@@ -142,3 +146,8 @@ func WithVersion(v string) Option { return func(c *config) { c.version = v } }
 // When a WebSocket's session expires, its identity lapses to the
 // unauthenticated one and the client is told (IdentityChanged).
 func WithSessionTTL(d time.Duration) Option { return func(c *config) { c.sessionTTL = d } }
+
+// WithMaxConnections bounds the WebSockets open on one database
+// (DefaultMaxConnections); past it, new connections are closed with 1013
+// (try again later) and a reason.
+func WithMaxConnections(n int) Option { return func(c *config) { c.maxConns = max(n, 1) } }

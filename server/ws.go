@@ -216,9 +216,9 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 		}
 		c.mu.Unlock()
 	}()
-	if !d.register(c) {
+	if code, reason := d.register(c); code != 0 {
 		close(c.readerDone) // no reader will run
-		c.closeWith(websocketGoingAway, "database closing")
+		c.closeWith(code, reason)
 		return
 	}
 	defer d.unregister(c)

@@ -583,3 +583,25 @@ func TestWSRepublishAndDelete(t *testing.T) {
 		t.Fatalf("close on delete: %d %q", ce.Code, ce.Text)
 	}
 }
+
+func TestWSConnectionLimit(t *testing.T) {
+	s := newServer(t, WithMaxConnections(1))
+	_, op := operator(t, s)
+	publish(t, s, "blog", op, buildModule(t, appModule), 201)
+	first, _ := connect(t, s, "blog", "")
+	c, err := dialWS(t, s, "blog", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ce := c.closeError(); ce.Code != websocket.CloseTryAgainLater || !strings.Contains(ce.Text, "too many connections") {
+		t.Fatalf("over the limit: %d %q", ce.Code, ce.Text)
+	}
+	first.c.Close()
+	for deadline := time.Now().Add(5 * time.Second); s.connections("blog") != 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the first connection is still counted")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	connect(t, s, "blog", "")
+}
