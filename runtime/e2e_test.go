@@ -74,6 +74,9 @@ func newGoDatabase(t testing.TB, pkg string, opts ...Option) *Database {
 	t.Helper()
 	ctx := context.Background()
 	wasm := buildGuest(t, pkg)
+	// One compilation cache for the Go guests of the whole test binary: each
+	// test has its own runtime, but compiles from the cache after the first.
+	opts = append([]Option{WithCompilationCacheDir(filepath.Join(guests.dir, "cache"))}, opts...)
 	rt := newTestRuntime(t, opts...)
 	mod, err := rt.Compile(ctx, wasm)
 	if err != nil {
