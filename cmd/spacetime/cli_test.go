@@ -697,6 +697,12 @@ func TestDev(t *testing.T) {
 	if out, _ := user.ok("sql", "SELECT * FROM Message"); !strings.Contains(out, "second") {
 		t.Errorf("sql after republish:\n%s", out)
 	}
+	// The new project's auth reducer accepts the dev server's tokens.
+	tok, _ := user.ok("token", "mint", "--sub", "alice")
+	user.ok("call", "auth", strings.TrimSpace(tok))
+	user.ok("call", "send_message", "as alice")
+	alice := auth.IdentityFromClaims(auth.DevIssuerName, "alice").String()
+	waitFor("message from "+alice+": as alice", 20*time.Second)
 }
 
 var (

@@ -216,6 +216,10 @@ sent_at: Timestamp,
 
 reducer send_message(text: String);
 
+// auth verifies a client's token and returns its identity; the server then
+// runs the client's later calls as that identity.
+reducer auth(token: String) -> IdentityId;
+
 // Anyone may read the messages.
 grant_access Message to public;
 `
@@ -223,10 +227,30 @@ grant_access Message to public;
 const newReducers = `package main
 
 import (
+	"encoding/json"
 	"errors"
 
 	"github.com/spacetime-go/spacetime/modules/go/stdb"
 )
+
+// Auth is the reducer auth. The host verifies the token (a JWT from an
+// issuer the server trusts; ` + "`spacetime token mint --sub alice`" + ` makes one for
+// the dev server) and the identity comes from its issuer and subject. The
+// server then runs this client's later calls with ctx.Caller set to it.
+func Auth(ctx *stdb.ReducerContext, token string) (stdb.Identity, error) {
+	claims, err := stdb.VerifyJWT(token)
+	if err != nil {
+		return stdb.Identity{}, err
+	}
+	var c struct {
+		Iss string ` + "`json:\"iss\"`" + `
+		Sub string ` + "`json:\"sub\"`" + `
+	}
+	if err := json.Unmarshal(claims, &c); err != nil {
+		return stdb.Identity{}, err
+	}
+	return stdb.IdentityFromClaims(c.Iss, c.Sub)
+}
 
 // SendMessage is the reducer send_message: each call is one transaction.
 // Returning an error rolls it back and fails the call with the error's
@@ -257,6 +281,7 @@ const newReadme = "# NAME\n\nA [spacetime](https://github.com/spacetime-go/space
 	"```sh\n" +
 	"spacetime dev                           # server on 127.0.0.1:3000, publish, republish on change, logs\n" +
 	"spacetime call send_message 'Hello!'    # in another terminal\n" +
+	"spacetime call auth \"$(spacetime token mint --sub alice)\"   # later calls run as alice\n" +
 	"spacetime sql 'SELECT * FROM Message'\n" +
 	"spacetime subscribe 'SELECT * FROM Message'\n" +
 	"spacetime generate --lang typescript       # client bindings in module_bindings/\n" +
