@@ -81,8 +81,13 @@ func TestTutorialFlow(t *testing.T) {
 	}
 }
 
-// TestSecureAppExample publishes the example as it is in the tree.
+// TestSecureAppExample publishes the example as it is in the tree. It costs
+// a build and a compile of its own; -short skips it, since the CLI's
+// end-to-end tests publish the same example to this server.
 func TestSecureAppExample(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the CLI tests cover the example against this server")
+	}
 	s := newServer(t)
 	_, op := operator(t, s)
 	publish(t, s, "secure", op, buildModule(t, secureApp), http.StatusCreated)

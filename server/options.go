@@ -31,6 +31,10 @@ const (
 	DefaultMaxMalformed = 16
 	// DefaultMaxConnections bounds the WebSockets open on one database.
 	DefaultMaxConnections = 10_000
+	// DefaultCallRate and DefaultCallBurst bound the reducer calls of one
+	// WebSocket connection: a sustained rate per second, and a burst.
+	DefaultCallRate  = 1000
+	DefaultCallBurst = 200
 	// DefaultOperatorTokenTTL is the lifetime of an operator token.
 	DefaultOperatorTokenTTL = 10 * 365 * 24 * time.Hour
 )
@@ -53,6 +57,8 @@ type config struct {
 	operatorTTL  time.Duration
 	sessionTTL   time.Duration
 	maxConns     int
+	callRate     float64
+	callBurst    int
 	version      string
 }
 
@@ -71,6 +77,8 @@ func defaultConfig() config {
 		maxMalformed: DefaultMaxMalformed,
 		operatorTTL:  DefaultOperatorTokenTTL,
 		maxConns:     DefaultMaxConnections,
+		callRate:     DefaultCallRate,
+		callBurst:    DefaultCallBurst,
 		version:      "dev",
 	}
 }
@@ -151,3 +159,11 @@ func WithSessionTTL(d time.Duration) Option { return func(c *config) { c.session
 // (DefaultMaxConnections); past it, new connections are closed with 1013
 // (try again later) and a reason.
 func WithMaxConnections(n int) Option { return func(c *config) { c.maxConns = max(n, 1) } }
+
+// WithCallRate bounds the reducer calls of one WebSocket connection to
+// perSecond on average, with bursts of up to burst calls (DefaultCallRate,
+// DefaultCallBurst). A call over the limit fails at once with a message
+// saying so; the connection stays open.
+func WithCallRate(perSecond float64, burst int) Option {
+	return func(c *config) { c.callRate, c.callBurst = perSecond, max(burst, 1) }
+}

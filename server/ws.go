@@ -75,6 +75,29 @@ type wsConn struct {
 	readerDone chan struct{}
 
 	malformed int
+	calls     tokenBucket
+}
+
+// tokenBucket is a connection's reducer-call budget. Only the reader uses it.
+type tokenBucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// take spends one token if there is one, refilling at rate per second up
+// to burst.
+func (b *tokenBucket) take(rate float64, burst int, now time.Time) bool {
+	if b.last.IsZero() {
+		b.tokens = float64(burst)
+	} else {
+		b.tokens = min(float64(burst), b.tokens+now.Sub(b.last).Seconds()*rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 func newConnectionID() abi.ConnectionID {
@@ -482,12 +505,17 @@ func (c *wsConn) callReducer(ctx context.Context, m *callReducerMsg) error {
 	if len(m.Args) > 0 && string(m.Args) != "null" && m.Args[0] != '[' {
 		return malformed(m.RequestID, "CallReducer \"args\" must be a JSON array of the reducer's arguments")
 	}
-	caller, claims := c.currentIdentity()
-	out := c.s.call(ctx, c.d, *m.Reducer, m.Args, caller, claims, c.id)
 	type result struct {
 		RequestID uint32 `json:"request_id"`
 		*callOutcome
 	}
+	if !c.calls.take(c.s.cfg.callRate, c.s.cfg.callBurst, time.Now()) {
+		c.send("ReducerResult", result{RequestID: *m.RequestID, callOutcome: failed(http.StatusTooManyRequests,
+			"rate limit: this connection may call at most %g reducers per second (bursts of %d); slow down and retry", c.s.cfg.callRate, c.s.cfg.callBurst)})
+		return nil
+	}
+	caller, claims := c.currentIdentity()
+	out := c.s.call(ctx, c.d, *m.Reducer, m.Args, caller, claims, c.id)
 	c.send("ReducerResult", result{RequestID: *m.RequestID, callOutcome: out})
 	if out.session != nil {
 		c.setSession(out.session)

@@ -605,3 +605,26 @@ func TestWSConnectionLimit(t *testing.T) {
 	}
 	connect(t, s, "blog", "")
 }
+
+func TestWSCallRate(t *testing.T) {
+	s := newServer(t, WithCallRate(1, 3))
+	_, op := operator(t, s)
+	publish(t, s, "blog", op, buildModule(t, appModule), 201)
+	c, _ := connect(t, s, "blog", "")
+	for i := range 4 {
+		c.send("CallReducer", map[string]any{"request_id": i, "reducer": "add", "args": []any{i, 1}})
+	}
+	for i := range 3 {
+		if r := c.expect("ReducerResult"); r["status"] != "committed" {
+			t.Fatalf("call %d within the burst: %v", i, r)
+		}
+	}
+	if r := c.expect("ReducerResult"); r["status"] != "failed" || !strings.Contains(r2s(r["error"]), "rate limit") {
+		t.Fatalf("call over the limit: %v", r)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	c.send("CallReducer", map[string]any{"request_id": 9, "reducer": "add", "args": []any{1, 1}})
+	if r := c.expect("ReducerResult"); r["status"] != "committed" {
+		t.Fatalf("after the refill: %v", r)
+	}
+}
