@@ -286,11 +286,17 @@ func (tx *Tx) Update(ix IndexID, row []byte) ([]byte, error) {
 }
 
 // DeleteByKey deletes every row whose key in index ix starts with key (the
-// BSATN of a prefix of the index's columns) and returns how many.
+// BSATN of a prefix of the index's columns, at least one) and returns how
+// many; none is not an error.
 func (tx *Tx) DeleteByKey(ix IndexID, key []byte) (int, error) {
 	is, err := tx.index(ix)
 	if err != nil {
 		return 0, err
+	}
+	if len(key) == 0 {
+		// An empty prefix matches every row; a caller that means to empty
+		// the table should say so row by row, not by an empty buffer.
+		return 0, fmt.Errorf("%w: empty key for index %q: give at least its first column", ErrSchemaMismatch, is.name)
 	}
 	p, full, err := is.encodeSearchKey(key)
 	if err != nil {

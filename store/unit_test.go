@@ -81,6 +81,7 @@ func TestErrors(t *testing.T) {
 			_, err := tx.DeleteByKey(byID, key(t, abi.U64(1), abi.U64(2)))
 			return err
 		}, []error{ErrSchemaMismatch}},
+		{"empty delete key", func(tx *Tx) error { _, err := tx.DeleteByKey(byID, nil); return err }, []error{ErrSchemaMismatch}},
 		{"key of the wrong type", func(tx *Tx) error { _, err := tx.ScanPoint(byName, []byte{9, 0, 0, 0}); return err }, []error{ErrSchemaMismatch, abi.ErrMalformed}},
 		{"bad bound kind", func(tx *Tx) error { _, err := tx.ScanRange(byID, Bound{Kind: 7}, Bound{}); return err }, []error{ErrSchemaMismatch}},
 		{"u8 autoinc overflow", func(tx *Tx) error { return fill(tx, sTab, 256) }, []error{ErrAutoIncOverflow}},
