@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spacetime-go/spacetime/abi"
 	"github.com/spacetime-go/spacetime/runtime"
 )
 
@@ -230,4 +231,14 @@ func devToken(t testing.TB, s *Server, sub string) string {
 		t.Fatal(err)
 	}
 	return tok
+}
+
+// lookupTables returns the store tables of database name.
+func (s *Server) lookupTables(t testing.TB, name string) []abi.TableDef {
+	t.Helper()
+	d, ok := s.lookup(name)
+	if !ok {
+		t.Fatalf("no database %s", name)
+	}
+	return d.rdb.Store().Tables()
 }

@@ -15,8 +15,10 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/spacetime-go/spacetime/abi"
 	"github.com/spacetime-go/spacetime/auth"
 	"github.com/spacetime-go/spacetime/runtime"
+	"github.com/spacetime-go/spacetime/store"
 )
 
 const notLoggedIn = "Unauthorized: You must be logged in to create a post."
@@ -456,5 +458,48 @@ hmac_secret_env = "SERVER_TEST_HMAC"
 	os.WriteFile(cfg, []byte("[[auth.issuers]]\nissuer = \"x\"\nalgorithms = [\"none\"]\n"), 0o600)
 	if _, err := New(context.Background(), WithDataDir(t.TempDir()), WithConfigFile(cfg)); err == nil || !strings.Contains(err.Error(), "none") {
 		t.Fatalf("broken config: %v", err)
+	}
+}
+
+// TestOrphanDatabase: a database left in the store without a module (a
+// first publish interrupted before its module was recorded) does not keep
+// the server from starting, and publishing to it adopts it with its data.
+func TestOrphanDatabase(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	wasm := buildModule(t, appModule)
+	// The module's tables, from a first server that publishes it elsewhere.
+	s := startServer(t, dir)
+	_, op := operator(t, s)
+	publish(t, s, "source", op, wasm, 201)
+	tables := s.lookupTables(t, "source")
+	s.Close(ctx)
+
+	st, err := store.Open(ctx, filepath.Join(dir, "data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := st.CreateDatabase(ctx, "orphan", tables)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, _ := db.Begin(ctx)
+	tid, _ := db.TableID("Setting")
+	row, _ := abi.EncodeRow(nil, []abi.Type{abi.TypeString, abi.TypeString}, []abi.Value{abi.String("kept"), abi.String("yes")})
+	if _, err := tx.Insert(tid, row); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	s2 := startServer(t, dir)
+	if r := do(t, s2, "GET", "/v1/database", "", nil); strings.Contains(string(r.body), "orphan") {
+		t.Fatalf("a database without a module is listed: %s", r.body)
+	}
+	publish(t, s2, "orphan", op, wasm, 201)
+	if _, rows := sql(t, s2, "orphan", op, "SELECT * FROM Setting WHERE key = 'kept'"); len(rows) != 1 {
+		t.Fatalf("the orphan's data: %v", rows)
 	}
 }
