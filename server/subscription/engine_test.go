@@ -111,7 +111,7 @@ func waitEngine(t testing.TB, e *Engine, off uint64) {
 func (f *fixture) settle(c *client, off uint64) {
 	f.t.Helper()
 	waitEngine(f.t, f.e, off)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !f.e.idle(c.id) {
 		if time.Now().After(deadline) {
 			f.t.Fatalf("client %s outbox never drained", c.id)
