@@ -87,8 +87,11 @@ func (s *Server) call(ctx context.Context, d *database, reducer string, argsJSON
 			out = failed(http.StatusUnprocessableEntity, "%s", rerr.Message)
 		case errors.Is(err, runtime.ErrDeadline):
 			out = failed(http.StatusGatewayTimeout, "%v", err)
-		case errors.Is(err, runtime.ErrTrap), errors.Is(err, runtime.ErrBadReturn):
-			out = failed(http.StatusInternalServerError, "the module trapped: %v", err)
+		case errors.Is(err, runtime.ErrTrap):
+			// The runtime's message starts with "module trapped: ...".
+			out = failed(http.StatusInternalServerError, "the %v", err)
+		case errors.Is(err, runtime.ErrBadReturn):
+			out = failed(http.StatusInternalServerError, "%v", err)
 		case errors.Is(err, runtime.ErrInvalidArguments):
 			out = failed(http.StatusBadRequest, "%v", err)
 		case errors.Is(err, runtime.ErrNoSuchReducer):

@@ -321,6 +321,13 @@ func TestReducerOutcomes(t *testing.T) {
 	if r.code != 422 || r.json(t)["error"] != "my own message" {
 		t.Fatalf("fail: %d %s", r.code, r.body)
 	}
+	r = call(t, s, "blog", "crash", "", 3)
+	if e := r.json(t)["error"]; r.code != 500 || !strings.HasPrefix(r2s(e), "the module trapped: ") || !strings.Contains(r2s(e), "code 3") {
+		t.Fatalf("crash: %d %s", r.code, r.body)
+	}
+	if m := mustCall(t, s, "blog", "add", "", 1, 1); m["return"] != float64(2) {
+		t.Fatalf("after a trap: %v", m)
+	}
 	r = call(t, s, "blog", "spin", "")
 	if r.code != 504 || !strings.Contains(r.errorText(t), "deadline") {
 		t.Fatalf("spin: %d %s", r.code, r.body)

@@ -4,6 +4,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"os"
 
 	"github.com/spacetime-go/spacetime/modules/go/stdb"
 )
@@ -112,3 +113,9 @@ func Spin(ctx *stdb.ReducerContext) error {
 }
 
 func Whoami(ctx *stdb.ReducerContext) (stdb.Identity, error) { return ctx.Caller, nil }
+
+// Crash exits the instance: a trap, not a reducer error.
+func Crash(ctx *stdb.ReducerContext, code uint32) error {
+	os.Exit(int(code))
+	return nil
+}

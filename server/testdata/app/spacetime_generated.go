@@ -328,6 +328,10 @@ var (
 	//
 	//	func Whoami(ctx *stdb.ReducerContext) (stdb.Identity, error)
 	_ func(*stdb.ReducerContext) (stdb.Identity, error) = Whoami
+	// reducer crash(code: u32):
+	//
+	//	func Crash(ctx *stdb.ReducerContext, code uint32) error
+	_ func(*stdb.ReducerContext, uint32) error = Crash
 )
 
 func dispatchClientConnected(ctx *stdb.ReducerContext, args *abi.Reader, ret *abi.Writer) error {
@@ -436,6 +440,15 @@ func dispatchWhoami(ctx *stdb.ReducerContext, args *abi.Reader, ret *abi.Writer)
 	}
 	ret.WriteIdentity(out)
 	return nil
+}
+
+func dispatchCrash(ctx *stdb.ReducerContext, args *abi.Reader, ret *abi.Writer) error {
+	var a0 uint32
+	a0 = args.ReadU32()
+	if err := stdb.CheckArgs("crash", args); err != nil {
+		return err
+	}
+	return Crash(ctx, a0)
 }
 
 // moduleDef is what __describe_module__ returns: the ModuleDef as JSON.
@@ -618,6 +631,15 @@ const moduleDef = `{
       "name": "whoami",
       "params": [],
       "return": "IdentityId"
+    },
+    {
+      "name": "crash",
+      "params": [
+        {
+          "name": "code",
+          "type": "u32"
+        }
+      ]
     }
   ],
   "grants": [
@@ -626,7 +648,7 @@ const moduleDef = `{
       "to": "public",
       "pos": {
         "file": "schema.spacetimedb",
-        "line": 41,
+        "line": 42,
         "column": 1
       }
     },
@@ -635,7 +657,7 @@ const moduleDef = `{
       "where": "identity_id = :caller",
       "pos": {
         "file": "schema.spacetimedb",
-        "line": 42,
+        "line": 43,
         "column": 1
       }
     }
@@ -654,6 +676,7 @@ func init() {
 		dispatchFail,
 		dispatchSpin,
 		dispatchWhoami,
+		dispatchCrash,
 	)
 }
 
