@@ -152,6 +152,16 @@ func TestWSCallsAndAuth(t *testing.T) {
 	if r := c2.expect("ReducerResult"); r["return"] != id {
 		t.Fatalf("whoami: %v", r)
 	}
+	// Browsers cannot set headers on a WebSocket: ?token= works too.
+	u := "ws" + strings.TrimPrefix(s.URL(), "http") + "/v1/database/blog/subscribe?token=" + r2s(r["token"])
+	qc, _, err := (&websocket.Dialer{Subprotocols: []string{Subprotocol}}).Dial(u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer qc.Close()
+	if init := (&wsClient{t: t, c: qc}).expect("InitialConnection"); init["identity"] != id {
+		t.Fatalf("?token=: %v", init)
+	}
 	// An invalid token is refused before the upgrade, with a reason.
 	if _, err := dialWS(t, s, "blog", "garbage"); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("bad token: %v", err)
