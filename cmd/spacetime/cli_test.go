@@ -291,12 +291,20 @@ func TestEndToEnd(t *testing.T) {
 		err         error
 	}
 	subDone := make(chan result, 1)
-	var subOut syncBuffer
+	var subOut, subErr syncBuffer
 	go func() {
-		a := &app{stdout: &subOut, stderr: io.Discard, getenv: func(k string) string { return base.env[k] }, wd: base.wd}
+		a := &app{stdout: &subOut, stderr: &subErr, getenv: func(k string) string { return base.env[k] }, wd: base.wd}
 		err := a.run(subCtx, []string{"subscribe", "SELECT * FROM Post", "--count", "1", "--timeout", "50s"})
-		subDone <- result{out: subOut.String(), err: err}
+		subDone <- result{out: subOut.String(), errOut: subErr.String(), err: err}
 	}()
+	// Post only once the subscription is live, so the post arrives as an
+	// update rather than among the initial rows.
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(subErr.String(), "Subscribed to") && time.Now().Before(deadline); {
+		if strings.Contains(subErr.String(), "error") || len(subDone) > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	t.Run("token mint, auth, create_post as alice", func(t *testing.T) {
 		tok, _ := base.ok("token", "mint", "--sub", "alice", "--claim", "email=alice@example.com")
@@ -399,11 +407,12 @@ func TestEndToEnd(t *testing.T) {
 			a := &app{stdout: &fout, stderr: io.Discard, getenv: func(k string) string { return base.env[k] }, wd: base.wd}
 			done <- a.run(ctx, []string{"logs", "-f", "-n", "0"})
 		}()
-		time.Sleep(300 * time.Millisecond)
-		base.ok("call", "create_post", "second post")
+		// With -n 0 only lines logged after the stream opened appear; the
+		// stream's start is not observable, so post until one shows.
 		deadline := time.Now().Add(20 * time.Second)
 		for !strings.Contains(fout.String(), "Post created successfully") && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
+			base.ok("call", "create_post", "another post")
+			time.Sleep(200 * time.Millisecond)
 		}
 		cancel()
 		if err := <-done; err != nil {

@@ -632,7 +632,7 @@ func cmdLogs(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	err = c.streamLogs(ctx, name, *n, *follow, func(l logLine, raw []byte) {
+	err = c.streamLogs(ctx, name, *n, *follow, nil, func(l logLine, raw []byte) {
 		if a.json {
 			a.stdout.Write(raw)
 			fmt.Fprintln(a.stdout)
@@ -646,8 +646,10 @@ func cmdLogs(ctx context.Context, a *app, args []string) error {
 	return err
 }
 
-// streamLogs reads the log of db and hands each line to fn.
-func (c *client) streamLogs(ctx context.Context, db string, n int, follow bool, fn func(logLine, []byte)) error {
+// streamLogs reads the log of db and hands each line to fn. connected, if
+// not nil, is called once the server has accepted the request: from then on
+// no new line is missed.
+func (c *client) streamLogs(ctx context.Context, db string, n int, follow bool, connected func(), fn func(logLine, []byte)) error {
 	q := url.Values{"n": {strconv.Itoa(n)}}
 	if follow {
 		q.Set("follow", "true")
@@ -662,6 +664,9 @@ func (c *client) streamLogs(ctx context.Context, db string, n int, follow bool, 
 			return err
 		}
 		defer resp.Body.Close()
+		if connected != nil {
+			connected()
+		}
 		sc := bufio.NewScanner(resp.Body)
 		sc.Buffer(make([]byte, 64<<10), 4<<20)
 		for sc.Scan() {

@@ -153,10 +153,15 @@ func cmdDev(ctx context.Context, a *app, args []string) error {
 	}
 
 	var logsOnce sync.Once
+	// followLogs prints the module's log from now on. It returns once the
+	// stream is open (or after a few seconds), so that a call made after dev
+	// says "Created database" has its log lines shown.
 	followLogs := func() {
+		connected := make(chan struct{})
+		var once sync.Once
 		go func() {
 			for ctx.Err() == nil {
-				err := c.streamLogs(ctx, name, 0, true, func(l logLine, _ []byte) {
+				err := c.streamLogs(ctx, name, 0, true, func() { once.Do(func() { close(connected) }) }, func(l logLine, _ []byte) {
 					fmt.Fprintln(out, formatLog(l))
 				})
 				if ctx.Err() != nil {
@@ -171,6 +176,11 @@ func cmdDev(ctx context.Context, a *app, args []string) error {
 				}
 			}
 		}()
+		select {
+		case <-connected:
+		case <-ctx.Done():
+		case <-time.After(5 * time.Second):
+		}
 	}
 	deploy := func() {
 		path, err := da.buildProject(ctx, dir, "")
@@ -192,8 +202,8 @@ func cmdDev(ctx context.Context, a *app, args []string) error {
 			}
 			return
 		}
-		da.printPublished(res)
 		logsOnce.Do(followLogs)
+		da.printPublished(res)
 	}
 
 	last := fingerprint(dir)
