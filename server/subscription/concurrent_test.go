@@ -163,9 +163,6 @@ func TestConcurrentWritersOrderExactlyOnce(t *testing.T) {
 // each client's cache equals a fresh query of its subscription at every
 // offset it sees, and at the end.
 func TestSubscribeDuringTrafficProperty(t *testing.T) {
-	if testing.Short() {
-		t.Skip("property test under load")
-	}
 	var iter, folds atomic.Uint64
 	s := newFixture(t).store
 	defer func() {
