@@ -449,10 +449,29 @@ issuer = "https://auth.example.com/"
 audiences = ["my-app"]
 algorithms = ["HS256"]
 hmac_secret_env = "SERVER_TEST_HMAC"
+
+[[databases.club.auth.issuers]]
+issuer = "https://club.example.com/"
+algorithms = ["HS256"]
+hmac_secret_env = "SERVER_TEST_HMAC_CLUB"
 `), 0o600)
+	clubSecret := strings.Repeat("c", 32)
+	t.Setenv("SERVER_TEST_HMAC_CLUB", clubSecret)
 	s := newServer(t, WithConfigFile(cfg))
 	_, op := operator(t, s)
 	publish(t, s, "blog", op, buildModule(t, appModule), 201)
+	publish(t, s, "club", op, buildModule(t, appModule), 201)
+
+	// A database's own issuer is trusted by that database only.
+	clubTok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"iss": "https://club.example.com/", "sub": "member", "exp": time.Now().Add(time.Hour).Unix(),
+	}).SignedString([]byte(clubSecret))
+	if m := mustCall(t, s, "club", "auth", "", clubTok); m["token"] == nil {
+		t.Fatalf("club token on club: %v", m)
+	}
+	if r := call(t, s, "blog", "auth", "", clubTok); r.code != 422 || !strings.Contains(r.errorText(t), "not trusted") {
+		t.Fatalf("club token on blog: %d %s", r.code, r.body)
+	}
 
 	if r := call(t, s, "blog", "auth", "", devToken(t, s, "mallory")); r.code != 422 || !strings.Contains(r.errorText(t), "not trusted") {
 		t.Fatalf("dev token with the dev issuer off: %d %s", r.code, r.body)
