@@ -190,8 +190,8 @@ func (c *wsConn) lapse(id abi.Identity) {
 	}
 	c.identity, c.claims, c.expiry = abi.Identity{}, nil, nil
 	c.mu.Unlock()
-	c.d.subs.setIdentity(c, abi.Identity{})
 	c.send("IdentityChanged", identityChanged{Identity: abi.Identity{}, Reason: "session expired: call auth again with a fresh token"})
+	c.d.subs.setIdentity(c, abi.Identity{})
 }
 
 type identityChanged struct {
@@ -517,18 +517,21 @@ func (c *wsConn) callReducer(ctx context.Context, m *callReducerMsg) error {
 	caller, claims := c.currentIdentity()
 	out := c.s.call(ctx, c.d, *m.Reducer, m.Args, caller, claims, c.id)
 	c.send("ReducerResult", result{RequestID: *m.RequestID, callOutcome: out})
+	// IdentityChanged is queued before the engine recomputes the
+	// connection's views, so the client learns its new identity before the
+	// updates that follow from it.
 	if out.session != nil {
 		c.setSession(out.session)
-		c.d.subs.setIdentity(c, out.session.Identity)
 		c.send("IdentityChanged", identityChanged{Identity: out.session.Identity, Reason: "auth"})
+		c.d.subs.setIdentity(c, out.session.Identity)
 	} else if out.Identity != nil {
 		// The module vouched for an identity the server cannot mint a
 		// session for; the connection still runs as it.
 		c.mu.Lock()
 		c.identity, c.claims = *out.Identity, nil
 		c.mu.Unlock()
-		c.d.subs.setIdentity(c, *out.Identity)
 		c.send("IdentityChanged", identityChanged{Identity: *out.Identity, Reason: "auth"})
+		c.d.subs.setIdentity(c, *out.Identity)
 	}
 	return nil
 }
