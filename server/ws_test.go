@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
@@ -636,5 +637,99 @@ func TestWSCallRate(t *testing.T) {
 	c.send("CallReducer", map[string]any{"request_id": 9, "reducer": "add", "args": []any{1, 1}})
 	if r := c.expect("ReducerResult"); r["status"] != "committed" {
 		t.Fatalf("after the refill: %v", r)
+	}
+}
+
+// TestWSCacheEqualsQuery: random inserts, edits and deletes; each client's
+// cache (initial rows plus every update applied) ends equal to a fresh
+// query of its subscription, including rows that an edit moves out of or
+// into its WHERE clause.
+func TestWSCacheEqualsQuery(t *testing.T) {
+	s := newServer(t)
+	_, op := operator(t, s)
+	publish(t, s, "blog", op, buildModule(t, appModule), 201)
+	sess := mustCall(t, s, "blog", "auth", "", devToken(t, s, "ivy"))["token"].(string)
+	rng := rand.New(rand.NewPCG(1, 2))
+	word := func() string { return string(rune('a'+rng.IntN(26))) + fmt.Sprint(rng.IntN(10)) }
+	for range 5 {
+		mustCall(t, s, "blog", "create_post", sess, word())
+	}
+	queries := []string{
+		"SELECT * FROM Post WHERE content >= 'm'",
+		"SELECT * FROM Post WHERE post_id > 3 AND NOT content = 'q5'",
+	}
+	type cache map[float64]string // post_id → row
+	clients := make([]*wsClient, len(queries))
+	caches := make([]cache, len(queries))
+	for i, q := range queries {
+		c, _ := connect(t, s, "blog", "")
+		c.send("Subscribe", map[string]any{"request_id": 1, "query_set_id": 1, "queries": []string{q}})
+		a := c.expect("SubscribeApplied")
+		caches[i] = cache{}
+		for _, tab := range a["tables"].([]any) {
+			for _, row := range tab.(map[string]any)["rows"].([]any) {
+				m := row.(map[string]any)
+				caches[i][m["post_id"].(float64)] = fmt.Sprint(m)
+			}
+		}
+		clients[i] = c
+	}
+
+	var ids []uint64
+	_, rows := sql(t, s, "blog", "", "SELECT post_id FROM Post")
+	for _, r := range rows {
+		ids = append(ids, uint64(r["post_id"].(float64)))
+	}
+	for range 80 {
+		switch k := rng.IntN(4); {
+		case k == 0 || len(ids) == 0:
+			id := mustCall(t, s, "blog", "create_post", sess, word())["return"].(float64)
+			ids = append(ids, uint64(id))
+		case k == 1:
+			i := rng.IntN(len(ids))
+			mustCall(t, s, "blog", "delete_post", "", ids[i])
+			ids = append(ids[:i], ids[i+1:]...)
+		default:
+			mustCall(t, s, "blog", "edit_post", "", ids[rng.IntN(len(ids))], word())
+		}
+	}
+	// A last post both queries match tells each client it is up to date.
+	mustCall(t, s, "blog", "create_post", sess, "zz-end")
+
+	for i, c := range clients {
+		for done := false; !done; {
+			typ, body, err := c.next()
+			if err != nil || typ != "TransactionUpdate" {
+				t.Fatalf("client %d: %s %v %v", i, typ, body, err)
+			}
+			for _, qs := range body["query_sets"].([]any) {
+				for _, tab := range qs.(map[string]any)["tables"].([]any) {
+					tu := tab.(map[string]any)
+					for _, row := range tu["deletes"].([]any) {
+						m := row.(map[string]any)
+						if caches[i][m["post_id"].(float64)] != fmt.Sprint(m) {
+							t.Fatalf("client %d: delete of a row it does not hold: %v", i, m)
+						}
+						delete(caches[i], m["post_id"].(float64))
+					}
+					for _, row := range tu["inserts"].([]any) {
+						m := row.(map[string]any)
+						caches[i][m["post_id"].(float64)] = fmt.Sprint(m)
+						done = done || m["content"] == "zz-end"
+					}
+				}
+			}
+		}
+		_, rows := sql(t, s, "blog", "", queries[i])
+		want := cache{}
+		for _, m := range rows {
+			want[m["post_id"].(float64)] = fmt.Sprint(m)
+		}
+		if fmt.Sprint(want) != fmt.Sprint(caches[i]) {
+			t.Fatalf("client %d (%s):\ncache %v\nquery %v", i, queries[i], caches[i], want)
+		}
+		if len(want) < 3 {
+			t.Fatalf("client %d: only %d rows: the test exercises little", i, len(want))
+		}
 	}
 }

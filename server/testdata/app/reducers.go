@@ -119,3 +119,21 @@ func Crash(ctx *stdb.ReducerContext, code uint32) error {
 	os.Exit(int(code))
 	return nil
 }
+
+// EditPost changes a post's content (anyone may, in this test module).
+func EditPost(ctx *stdb.ReducerContext, postID uint64, content string) error {
+	p, ok := PostTable.FilterByPostID(postID)
+	if !ok {
+		return errors.New("no such post")
+	}
+	p.Content = content
+	return PostTable.UpdateByPostID(p)
+}
+
+func DeletePost(ctx *stdb.ReducerContext, postID uint64) error {
+	ok, err := PostTable.DeleteByPostID(postID)
+	if err == nil && !ok {
+		return errors.New("no such post")
+	}
+	return err
+}

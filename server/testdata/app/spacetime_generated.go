@@ -332,6 +332,14 @@ var (
 	//
 	//	func Crash(ctx *stdb.ReducerContext, code uint32) error
 	_ func(*stdb.ReducerContext, uint32) error = Crash
+	// reducer edit_post(post_id: u64, content: String):
+	//
+	//	func EditPost(ctx *stdb.ReducerContext, postID uint64, content string) error
+	_ func(*stdb.ReducerContext, uint64, string) error = EditPost
+	// reducer delete_post(post_id: u64):
+	//
+	//	func DeletePost(ctx *stdb.ReducerContext, postID uint64) error
+	_ func(*stdb.ReducerContext, uint64) error = DeletePost
 )
 
 func dispatchClientConnected(ctx *stdb.ReducerContext, args *abi.Reader, ret *abi.Writer) error {
@@ -449,6 +457,26 @@ func dispatchCrash(ctx *stdb.ReducerContext, args *abi.Reader, ret *abi.Writer) 
 		return err
 	}
 	return Crash(ctx, a0)
+}
+
+func dispatchEditPost(ctx *stdb.ReducerContext, args *abi.Reader, ret *abi.Writer) error {
+	var a0 uint64
+	a0 = args.ReadU64()
+	var a1 string
+	a1 = args.ReadString()
+	if err := stdb.CheckArgs("edit_post", args); err != nil {
+		return err
+	}
+	return EditPost(ctx, a0, a1)
+}
+
+func dispatchDeletePost(ctx *stdb.ReducerContext, args *abi.Reader, ret *abi.Writer) error {
+	var a0 uint64
+	a0 = args.ReadU64()
+	if err := stdb.CheckArgs("delete_post", args); err != nil {
+		return err
+	}
+	return DeletePost(ctx, a0)
 }
 
 // moduleDef is what __describe_module__ returns: the ModuleDef as JSON.
@@ -640,6 +668,28 @@ const moduleDef = `{
           "type": "u32"
         }
       ]
+    },
+    {
+      "name": "edit_post",
+      "params": [
+        {
+          "name": "post_id",
+          "type": "u64"
+        },
+        {
+          "name": "content",
+          "type": "String"
+        }
+      ]
+    },
+    {
+      "name": "delete_post",
+      "params": [
+        {
+          "name": "post_id",
+          "type": "u64"
+        }
+      ]
     }
   ],
   "grants": [
@@ -648,7 +698,7 @@ const moduleDef = `{
       "to": "public",
       "pos": {
         "file": "schema.spacetimedb",
-        "line": 42,
+        "line": 44,
         "column": 1
       }
     },
@@ -657,7 +707,7 @@ const moduleDef = `{
       "where": "identity_id = :caller",
       "pos": {
         "file": "schema.spacetimedb",
-        "line": 43,
+        "line": 45,
         "column": 1
       }
     }
@@ -677,6 +727,8 @@ func init() {
 		dispatchSpin,
 		dispatchWhoami,
 		dispatchCrash,
+		dispatchEditPost,
+		dispatchDeletePost,
 	)
 }
 
