@@ -117,6 +117,105 @@ func TestSecureAppCreatePost(t *testing.T) {
 	}
 }
 
+// TestSecureAppAuthFlow is the tutorial's session on the example with real
+// tokens: auth verifies a token signed by the dev issuer and creates the
+// caller's profile; create_post then commits as that identity; a tampered
+// or foreign token is refused with the verifier's reason.
+func TestSecureAppAuthFlow(t *testing.T) {
+	key, err := auth.OpenServerKey(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := auth.NewVerifier(auth.WithIssuers(key.Issuer()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := newGoDatabase(t, secureApp, WithTokenVerifier(v))
+	ctx := context.Background()
+	call := func(reducer string, caller abi.Identity, a []byte) (*CallResult, error) {
+		return db.Call(ctx, CallRequest{Reducer: reducer, Args: a, Caller: caller})
+	}
+	str := func(s string) []byte { return args(func(w *abi.Writer) { w.WriteString(s) }) }
+
+	token, err := key.Mint("alice", time.Hour, map[string]any{"email": "alice@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := call("auth", abi.Identity{}, str(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := abi.NewReader(res.Return).ReadIdentity()
+	if want := auth.IdentityFromClaims(key.IssuerName(), "alice"); alice != want {
+		t.Fatalf("auth returned %s, want %s", alice, want)
+	}
+	if _, err := call("auth", abi.Identity{}, str(token)); err != nil {
+		t.Fatalf("a second auth with the same token: %v", err)
+	}
+	if n, _ := db.Store().Snapshot().Count(mustTable(t, db, "User")); n != 1 {
+		t.Fatalf("%d User rows after two logins of one user, want 1", n)
+	}
+	if _, err := call("create_post", alice, str("Hello from Alice!")); err != nil {
+		t.Fatalf("create_post as alice: %v", err)
+	}
+	it, err := db.Store().Snapshot().Scan(mustTable(t, db, "Post"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	row, ok := it.Next()
+	if !ok {
+		t.Fatal("no Post row after create_post")
+	}
+	// Post: post_id u64, author_identity_id IdentityId, content String, created_at u64.
+	r := abi.NewReader(row)
+	if id := r.ReadU64(); id != 1 {
+		t.Errorf("post_id = %d, want 1 (autoinc)", id)
+	}
+	if author := r.ReadIdentity(); author != alice {
+		t.Errorf("author = %s, want alice %s", author, alice)
+	}
+	if content := r.ReadString(); content != "Hello from Alice!" {
+		t.Errorf("content = %q", content)
+	}
+	it.Close()
+
+	// Alice edits her own profile; the row keyed by her identity changes.
+	if _, err := call("update_profile", alice, args(func(w *abi.Writer) { w.WriteString("Alice"); w.WriteString("a@example.org") })); err != nil {
+		t.Fatalf("update_profile: %v", err)
+	}
+
+	var rerr *ReducerError
+	for name, bad := range map[string]string{
+		"tampered": token[:len(token)-2] + "xx",
+		"garbage":  "mock_token_alice",
+	} {
+		_, err := call("auth", abi.Identity{}, str(bad))
+		if !errors.As(err, &rerr) || !strings.HasPrefix(rerr.Message, "Invalid or malformed authentication token: invalid token: ") {
+			t.Errorf("%s token: err = %v", name, err)
+		}
+		if strings.Contains(rerr.Message, "TOKEN_INVALID") {
+			t.Errorf("%s token: the message carries the errno name: %q", name, rerr.Message)
+		}
+		if strings.Contains(err.Error(), bad) {
+			t.Errorf("%s token: the error echoes the token: %v", name, err)
+		}
+	}
+	foreign, err := auth.OpenServerKey(t.TempDir(), auth.WithDevIssuerName("https://other.example/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := foreign.Mint("mallory", time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := call("auth", abi.Identity{}, str(other)); !errors.As(err, &rerr) || !strings.Contains(rerr.Message, "issuer") {
+		t.Errorf("token of an untrusted issuer: err = %v", err)
+	}
+	if n, _ := db.Store().Snapshot().Count(mustTable(t, db, "User")); n != 1 {
+		t.Fatalf("%d User rows after refused logins, want 1", n)
+	}
+}
+
 func TestSDKModule(t *testing.T) {
 	db := newGoDatabase(t, sdkTestModule, WithDeadline(2*time.Second))
 	ctx := context.Background()

@@ -105,10 +105,9 @@ func repoRoot(t testing.TB) string {
 }
 
 // exampleProject assembles the tutorial's example (examples/secure_app,
-// copied from source) as a standalone project that uses the SDK embedded in
-// the tool, like one `spacetime new` makes. Until the example has its own
-// auth reducer, the test adds the one the tutorial describes, verifying
-// real tokens with jwt_verify.
+// copied from source, with its auth reducer on real tokens) as a standalone
+// project that uses the SDK embedded in the tool, like one `spacetime new`
+// makes.
 func exampleProject(t testing.TB) string {
 	root := repoRoot(t)
 	src := filepath.Join(root, "examples", "secure_app")
@@ -120,7 +119,6 @@ func exampleProject(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hasAuth := false
 	for _, e := range entries {
 		n := e.Name()
 		if e.IsDir() || strings.HasSuffix(n, "_test.go") || n == "spacetime_generated.go" || !(strings.HasSuffix(n, ".go") || n == "schema.spacetimedb") {
@@ -130,21 +128,7 @@ func exampleProject(t testing.TB) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.HasSuffix(n, ".go") && bytes.Contains(data, []byte("func Auth(")) {
-			hasAuth = true
-		}
 		if err := os.WriteFile(filepath.Join(dir, n), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if !hasAuth {
-		f, err := os.OpenFile(filepath.Join(dir, "schema.spacetimedb"), os.O_APPEND|os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.WriteString("\nreducer auth(token: String) -> IdentityId;\n")
-		f.Close()
-		if err := os.WriteFile(filepath.Join(dir, "auth.go"), []byte(testAuthReducer), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -154,42 +138,6 @@ func exampleProject(t testing.TB) string {
 	}
 	return dir
 }
-
-const testAuthReducer = `package main
-
-import (
-	"encoding/json"
-
-	"github.com/spacetime-go/spacetime/modules/go/stdb"
-)
-
-// Auth is the tutorial's auth reducer with real tokens: the host verifies
-// the token, the identity comes from its issuer and subject.
-func Auth(ctx *stdb.ReducerContext, token string) (stdb.Identity, error) {
-	claims, err := stdb.VerifyJWT(token)
-	if err != nil {
-		return stdb.Identity{}, err
-	}
-	var c struct {
-		Iss string ` + "`json:\"iss\"`" + `
-		Sub string ` + "`json:\"sub\"`" + `
-	}
-	if err := json.Unmarshal(claims, &c); err != nil {
-		return stdb.Identity{}, err
-	}
-	id, err := stdb.IdentityFromClaims(c.Iss, c.Sub)
-	if err != nil {
-		return stdb.Identity{}, err
-	}
-	if _, ok := UserTable.FilterByIdentityID(id); !ok {
-		if _, err := UserTable.Insert(User{IdentityID: id, Username: c.Sub, Email: c.Sub + "@example.com", CreatedAt: uint64(ctx.Timestamp.Micros())}); err != nil {
-			return stdb.Identity{}, err
-		}
-	}
-	stdb.Infof("authenticated %s", c.Sub)
-	return id, nil
-}
-`
 
 // startServer runs a real server on a free port with its own data directory.
 func startServer(t testing.TB) (*server.Server, string) {

@@ -201,6 +201,10 @@ func (h postTableHandle) RangeByPostID(lo, hi stdb.Bound[uint64]) iter.Seq[Post]
 // The reducers the module must define, one Go function each. A missing
 // or mistyped function fails to compile here, on the line naming it.
 var (
+	// reducer auth(token: String) -> IdentityId:
+	//
+	//	func Auth(ctx *stdb.ReducerContext, token string) (stdb.Identity, error)
+	_ func(*stdb.ReducerContext, string) (stdb.Identity, error) = Auth
 	// reducer create_post(content: String):
 	//
 	//	func CreatePost(ctx *stdb.ReducerContext, content string) error
@@ -210,6 +214,20 @@ var (
 	//	func UpdateProfile(ctx *stdb.ReducerContext, newUsername string, newEmail string) error
 	_ func(*stdb.ReducerContext, string, string) error = UpdateProfile
 )
+
+func dispatchAuth(ctx *stdb.ReducerContext, args *abi.Reader, ret *abi.Writer) error {
+	var a0 string
+	a0 = args.ReadString()
+	if err := stdb.CheckArgs("auth", args); err != nil {
+		return err
+	}
+	out, err := Auth(ctx, a0)
+	if err != nil {
+		return err
+	}
+	ret.WriteIdentity(out)
+	return nil
+}
 
 func dispatchCreatePost(ctx *stdb.ReducerContext, args *abi.Reader, ret *abi.Writer) error {
 	var a0 string
@@ -302,6 +320,16 @@ const moduleDef = `{
   ],
   "reducers": [
     {
+      "name": "auth",
+      "params": [
+        {
+          "name": "token",
+          "type": "String"
+        }
+      ],
+      "return": "IdentityId"
+    },
+    {
       "name": "create_post",
       "params": [
         {
@@ -330,7 +358,7 @@ const moduleDef = `{
       "to": "public",
       "pos": {
         "file": "schema.spacetimedb",
-        "line": 30,
+        "line": 31,
         "column": 1
       }
     },
@@ -339,7 +367,7 @@ const moduleDef = `{
       "where": "identity_id = :caller",
       "pos": {
         "file": "schema.spacetimedb",
-        "line": 31,
+        "line": 32,
         "column": 1
       }
     }
@@ -348,6 +376,7 @@ const moduleDef = `{
 
 func init() {
 	stdb.RegisterModule(moduleDef,
+		dispatchAuth,
 		dispatchCreatePost,
 		dispatchUpdateProfile,
 	)

@@ -312,9 +312,19 @@ func DecodeInto[T any](b []byte, decode func(*abi.Reader, *T), v *T) error {
 	return r.Err()
 }
 
+// TokenError is a token the host refused. Its message is "invalid token: "
+// and the host's reason, fit to show a caller; errors.Is(err,
+// abi.ErrnoTokenInvalid) holds.
+type TokenError struct{ Reason string }
+
+func (e *TokenError) Error() string { return "invalid token: " + e.Reason }
+
+// Unwrap returns abi.ErrnoTokenInvalid.
+func (e *TokenError) Unwrap() error { return abi.ErrnoTokenInvalid }
+
 // VerifyJWT asks the host to verify a token with the issuers it trusts for
-// this database. It returns the token's claims as JSON, or an error that
-// wraps abi.ErrnoTokenInvalid and says why.
+// this database. It returns the token's claims as JSON, or a *TokenError
+// that says why the token was refused.
 func VerifyJWT(token string) ([]byte, error) {
 	src, e := sysJWTVerify(token)
 	switch e {
@@ -322,7 +332,7 @@ func VerifyJWT(token string) ([]byte, error) {
 		return ReadSource(src)
 	case abi.ErrnoTokenInvalid:
 		reason, _ := ReadSource(src)
-		return nil, fmt.Errorf("invalid token: %s: %w", reason, e)
+		return nil, &TokenError{Reason: string(reason)}
 	}
 	return nil, fmt.Errorf("verifying a token: %w", e)
 }

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/spacetime-go/spacetime/modules/go/stdb"
+)
+
+// tokenClaims are the claims auth reads. The host has already checked the
+// signature, issuer, audience and expiry before VerifyJWT returns them.
+type tokenClaims struct {
+	Iss               string `json:"iss"`
+	Sub               string `json:"sub"`
+	PreferredUsername string `json:"preferred_username"`
+	Name              string `json:"name"`
+	Email             string `json:"email"`
+}
+
+// Auth is the tutorial's auth reducer with real tokens: the host verifies
+// the token against the issuers it trusts (jwt_verify), the identity derives
+// from the token's issuer and subject, and the caller gets a User row the
+// first time. The host binds the returned identity to the connection, so
+// every later call sees it as ctx.Caller.
+func Auth(ctx *stdb.ReducerContext, token string) (stdb.Identity, error) {
+	raw, err := stdb.VerifyJWT(token)
+	if err != nil {
+		// The reason (expired, wrong issuer, bad signature...) is the
+		// host's; the token itself is never echoed into errors or logs.
+		return stdb.Identity{}, fmt.Errorf("Invalid or malformed authentication token: %w", err)
+	}
+	var c tokenClaims
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return stdb.Identity{}, fmt.Errorf("Invalid or malformed authentication token: claims: %w", err)
+	}
+	if c.Iss == "" || c.Sub == "" {
+		return stdb.Identity{}, errors.New("Invalid or malformed authentication token: it needs iss and sub claims")
+	}
+	id, err := stdb.IdentityFromClaims(c.Iss, c.Sub)
+	if err != nil {
+		return stdb.Identity{}, err
+	}
+	// An existing profile is kept as it is: update_profile may have changed
+	// it since the first login.
+	if _, ok := UserTable.FilterByIdentityID(id); !ok {
+		username := firstNonEmpty(c.PreferredUsername, c.Name, c.Sub)
+		if _, err := UserTable.Insert(User{
+			IdentityID: id,
+			Username:   username,
+			Email:      c.Email,
+			CreatedAt:  uint64(ctx.Timestamp.Micros()),
+		}); err != nil {
+			return stdb.Identity{}, err
+		}
+		stdb.Infof("New user %s (identity %s)", username, id)
+	}
+	stdb.Infof("Authenticated identity: %s", id)
+	return id, nil
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
