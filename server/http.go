@@ -150,7 +150,7 @@ func (s *Server) owner(w http.ResponseWriter, r *http.Request, d *database, what
 }
 
 func (s *Server) handleNewIdentity(w http.ResponseWriter, r *http.Request) {
-	id, tok, err := s.ops.mint(s.cfg.operatorTTL)
+	id, tok, err := s.key.MintOperator(s.cfg.operatorTTL)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "%v", err)
 		return

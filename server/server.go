@@ -25,7 +25,6 @@ type Server struct {
 	st        *store.Store
 	rt        *runtime.Runtime
 	key       *auth.ServerKey
-	ops       *operatorKeys
 	authCfg   *auth.Config
 	verifiers *auth.Verifiers
 	metrics   *metrics
@@ -91,9 +90,6 @@ func New(ctx context.Context, opts ...Option) (*Server, error) {
 	s.key, err = auth.OpenServerKey(cfg.dataDir, keyOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
-	}
-	if s.ops, err = newOperatorKeys(s.key); err != nil {
-		return nil, err
 	}
 	// Build the verifiers now, so that a broken issuer config fails at
 	// start rather than at the first auth call.
