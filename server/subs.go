@@ -58,9 +58,21 @@ func (ss *subscriptions) disconnect(c *wsConn) {
 
 func (ss *subscriptions) setIdentity(c *wsConn, id abi.Identity) { ss.engine.SetIdentity(c.id, id) }
 
-// moduleChanged is called after a republish: the engine reads grants and
-// tables through d.def and the store on every use, so nothing is cached here.
-func (ss *subscriptions) moduleChanged() {}
+// moduleChanged is called after a republish: query sets that read a table
+// the new module no longer opens to their connection are dropped, and each
+// client is told with a SubscriptionError (request_id null: no request
+// caused it).
+func (ss *subscriptions) moduleChanged() {
+	for _, r := range ss.engine.ModuleChanged() {
+		ss.mu.Lock()
+		c := ss.conns[r.Conn]
+		ss.mu.Unlock()
+		if c != nil {
+			c.send("SubscriptionError", map[string]any{"request_id": nil, "query_set_id": r.QuerySetID, "error": "the database's module was updated: " + subscriptionError(r.Err)})
+		}
+	}
+	ss.updateGauge()
+}
 
 func (ss *subscriptions) close() { ss.engine.Close() }
 

@@ -587,6 +587,17 @@ func TestWSRepublishAndDelete(t *testing.T) {
 		}
 	}
 
+	// Back to v1, which does not open Likes: that query set is dropped and
+	// the client told; the Post set stays.
+	publish(t, s, "blog", op, buildModule(t, appModule), 200)
+	if e := c.expect("SubscriptionError"); e["query_set_id"] != float64(2) || !strings.Contains(r2s(e["error"]), "Likes") {
+		t.Fatalf("revoked set: %v", e)
+	}
+	mustCall(t, s, "blog", "create_post", sess, "after the revocation")
+	if contents, _ := postUpdates(t, c, 1); contents[0] != "after the revocation" {
+		t.Fatalf("the remaining set: %v", contents)
+	}
+
 	if r := do(t, s, "DELETE", "/v1/database/blog", op, nil); r.code != 200 {
 		t.Fatalf("delete: %d %s", r.code, r.body)
 	}
