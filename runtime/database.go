@@ -262,6 +262,9 @@ func (d *Database) run(ctx context.Context, v *version, id uint32, req CallReque
 	if err != nil {
 		return nil, fmt.Errorf("runtime: database %s: starting a transaction: %w", d.name, err)
 	}
+	// Whatever happens below, even a panic outside the guest, the writer
+	// slot is released; Rollback does nothing after Commit.
+	defer tx.Rollback()
 	inst, err := v.get(ctx, d)
 	if err != nil {
 		tx.Rollback()
@@ -296,7 +299,10 @@ func (d *Database) run(ctx context.Context, v *version, id uint32, req CallReque
 	errBytes := c.SinkBytes(errSink)
 	inst.endCall()
 
-	if callErr != nil {
+	// A deadline that fired as the guest returned may already have closed
+	// the module (wazero's watchdog): treat the call as stopped, and never
+	// pool the instance.
+	if callErr != nil || ctxErr != nil {
 		tx.Rollback()
 		inst.close(context.WithoutCancel(ctx))
 		return nil, d.stopped(rd.Name, callErr, ctxErr, ctx.Err(), timeout, elapsed)
@@ -347,6 +353,9 @@ func (d *Database) stopped(reducer string, callErr, callCtxErr, parentErr error,
 		d.logs.ModuleLog(abi.LogError, reducer, abi.Identity{}, fmt.Sprintf("stopped: ran past its deadline of %s", timeout))
 		return fmt.Errorf("%w: reducer %s ran past its deadline of %s and was stopped; nothing it wrote was kept: %w",
 			ErrDeadline, reducer, timeout, context.DeadlineExceeded)
+	}
+	if callErr == nil {
+		callErr = callCtxErr
 	}
 	log.Warn("reducer trapped", "database", d.name, "reducer", reducer, "error", callErr)
 	d.logs.ModuleLog(abi.LogError, reducer, abi.Identity{}, "trapped: "+callErr.Error())

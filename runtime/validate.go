@@ -122,6 +122,14 @@ var (
 
 func checkExports(info *wasmInfo) []error {
 	var problems []error
+	// wazero runs a start function inside InstantiateModule, before the
+	// host can put a deadline on it: a start function that loops would hang
+	// the upload. Modules initialise in _initialize instead, which runs
+	// under the setup timeout.
+	if info.hasStart {
+		problems = append(problems, fmt.Errorf("%w: module has a start function, which the host cannot bound; initialise in an exported %s instead (AssemblyScript: --exportStart %s)",
+			ErrBadExport, abi.ExportInitialize, abi.ExportInitialize))
+	}
 	if ex, ok := info.export(abi.ExportMemory); !ok {
 		problems = append(problems, fmt.Errorf("%w: module does not export its memory as %q", ErrMissingExport, abi.ExportMemory))
 	} else if ex.kind != externMemory {

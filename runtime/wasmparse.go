@@ -104,6 +104,8 @@ type wasmInfo struct {
 	imports   []wasmImport
 	funcTypes []uint32 // type index of each function, imported ones first
 	exports   []wasmExport
+	// hasStart is set when the module has a start section.
+	hasStart bool
 }
 
 func (w *wasmInfo) export(name string) (wasmExport, bool) {
@@ -247,6 +249,8 @@ func parseWasm(b []byte) (*wasmInfo, error) {
 			err = parseFunctions(sr, info)
 		case 7:
 			err = parseExports(sr, info)
+		case 8:
+			info.hasStart = true
 		}
 		if err != nil {
 			return nil, fmt.Errorf("section %d: %w", id, err)

@@ -53,6 +53,7 @@ func TestValidateRefusesModules(t *testing.T) {
 		{"missing_export.wasm", ErrMissingExport, "does not export __call_reducer__"},
 		{"wrong_export_signature.wasm", ErrBadExport, "export __call_reducer__ has signature (i32, i32) -> (i32)"},
 		{"memory_import.wasm", ErrForbiddenImport, "imports the memory env.memory"},
+		{"start_section.wasm", ErrBadExport, "module has a start function, which the host cannot bound"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			_, err := rt.Compile(context.Background(), readTestdata(t, tc.file))
