@@ -31,6 +31,23 @@ const (
 	entryOverhead = 24
 )
 
+// maxKeySize is the longest key the store hands to Badger. Badger refuses
+// keys over 65,000 bytes inside the group's transaction, which would fail
+// every transaction of the group and stop the store; checking each
+// transaction's keys before it is queued keeps one oversized primary key
+// (or metadata name) from taking the other databases down with it.
+const maxKeySize = 64 << 10 * 15 / 16 // 61,440 bytes, under Badger's 65,000
+
+// checkKeys refuses a transaction with a key Badger would refuse.
+func checkKeys(writes []Write) error {
+	for _, w := range writes {
+		if len(w.Key) > maxKeySize {
+			return fmt.Errorf("a key of %d bytes; the limit is %d bytes (a primary key or unique value that long cannot be stored): %w", len(w.Key), maxKeySize, errTooBig)
+		}
+	}
+	return nil
+}
+
 // fitsOneTxn reports whether a single transaction fits in one group.
 func (s *Store) fitsOneTxn(entries, nbytes int) error {
 	if entries > groupEntries || nbytes+entries*entryOverhead > groupBytes {

@@ -159,6 +159,10 @@ func (db *Database) SetMeta(ctx context.Context, key string, value []byte) error
 		db.release()
 		return fmt.Errorf("%w: metadata %q: %w", ErrTxTooLarge, key, err)
 	}
+	if err := checkKeys(req.writes); err != nil {
+		db.release()
+		return fmt.Errorf("%w: metadata %.40q...: %w", ErrTxTooLarge, key, err)
+	}
 	err := db.s.enqueue(req)
 	db.release()
 	if err != nil {

@@ -138,11 +138,18 @@ func (s *Store) Close() error {
 	<-s.com.done
 	close(s.stopGC)
 	s.wg.Wait()
+	// stopNotifier waits for OnCommit callbacks to return, and a callback
+	// may call back into the store (Databases, Database): never wait for
+	// it while holding s.mu.
 	s.mu.Lock()
+	dbs := make([]*Database, 0, len(s.dbs))
 	for _, db := range s.dbs {
-		db.stopNotifier()
+		dbs = append(dbs, db)
 	}
 	s.mu.Unlock()
+	for _, db := range dbs {
+		db.stopNotifier()
+	}
 	if err := s.bdb.Close(); err != nil {
 		return fmt.Errorf("store: close badger: %w", err)
 	}

@@ -482,6 +482,10 @@ func (tx *Tx) Commit(ctx context.Context) (Commit, error) {
 		db.release()
 		return Commit{}, fmt.Errorf("%w: database %q: %w", ErrTxTooLarge, db.name, err)
 	}
+	if err := checkKeys(writes); err != nil {
+		db.release()
+		return Commit{}, fmt.Errorf("%w: database %q: %w", ErrTxTooLarge, db.name, err)
+	}
 	v := &version{schema: tx.base.schema, tables: tx.tables, offset: off}
 	c := Commit{Offset: off, Delta: delta}
 	req := &request{db: db, writes: writes, bytes: nbytes, v: v, commit: c, hasCommit: true, done: make(chan error, 1)}

@@ -599,3 +599,81 @@ func TestGroupCommitGroups(t *testing.T) {
 	}
 	t.Logf("640 transactions in %d durable commits", bd.commits)
 }
+
+// TestOversizedKeyRefusedAlone: Badger refuses keys over 65,000 bytes inside
+// the group's transaction, which would fail the whole store. A primary key
+// that long (or a metadata name) is refused with ErrTxTooLarge before it is
+// queued, and every database goes on accepting writes.
+func TestOversizedKeyRefusedAlone(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	tables := []abi.TableDef{{Name: "Doc", Columns: []abi.ColumnDef{{Name: "name", Type: abi.TypeString, PrimaryKey: true}}}}
+	a := mustDB(t, s, "a", tables)
+	b := mustDB(t, s, "b", tables)
+	insert := func(db *Database, name string) error {
+		tx, err := db.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		row, _ := abi.EncodeRow(nil, []abi.Type{abi.TypeString}, []abi.Value{abi.String(name)})
+		if _, err := tx.Insert(0, row); err != nil {
+			tx.Rollback()
+			return err
+		}
+		_, err = tx.Commit(ctx)
+		return err
+	}
+	long := strings.Repeat("k", 70_000)
+	if err := insert(a, long); !errors.Is(err, ErrTxTooLarge) || !strings.Contains(err.Error(), "key of") {
+		t.Fatalf("insert with a 70 KB primary key: err = %v, want ErrTxTooLarge naming the key", err)
+	}
+	if err := a.SetMeta(ctx, long, []byte("x")); !errors.Is(err, ErrTxTooLarge) {
+		t.Fatalf("SetMeta with a 70 KB name: err = %v, want ErrTxTooLarge", err)
+	}
+	for _, db := range []*Database{a, b} {
+		if err := insert(db, "short"); err != nil {
+			t.Fatalf("database %s after the refusal: %v", db.Name(), err)
+		}
+		if n, _ := db.Snapshot().Count(0); n != 1 {
+			t.Fatalf("database %s has %d rows, want 1", db.Name(), n)
+		}
+	}
+	if err := insert(a, strings.Repeat("k", maxKeySize-100)); err != nil {
+		t.Fatalf("a primary key just under the limit: %v", err)
+	}
+}
+
+// TestCloseWhileCallbackUsesStore: an OnCommit callback that calls back into
+// the store while Close waits for it must not deadlock.
+func TestCloseWhileCallbackUsesStore(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, t.TempDir())
+	db := mustDB(t, s, "app", []abi.TableDef{{Name: "N", Columns: []abi.ColumnDef{{Name: "id", Type: abi.TypeU32, PrimaryKey: true}}}})
+	entered := make(chan struct{})
+	var once sync.Once
+	db.OnCommit(func(Commit, *Snapshot) {
+		once.Do(func() { close(entered) })
+		time.Sleep(100 * time.Millisecond) // Close takes its locks meanwhile
+		_ = s.Databases()
+	})
+	tx, _ := db.Begin(ctx)
+	row, _ := abi.EncodeRow(nil, []abi.Type{abi.TypeU32}, []abi.Value{abi.U32(1)})
+	if _, err := tx.Insert(0, row); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close deadlocked with an OnCommit callback calling Databases")
+	}
+}
