@@ -161,18 +161,27 @@ type lineWriter struct {
 
 const maxLogLine = 8 << 10
 
+// appendCapped appends at most what keeps buf within maxLogLine: a guest's
+// single huge write must not grow a host buffer that outlives the call.
+func appendCapped(buf, p []byte) []byte {
+	if room := maxLogLine - len(buf); len(p) > room {
+		p = p[:max(room, 0)]
+	}
+	return append(buf, p...)
+}
+
 func (w *lineWriter) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
-			w.buf = append(w.buf, p...)
+			w.buf = appendCapped(w.buf, p)
 			if len(w.buf) >= maxLogLine {
 				w.flush()
 			}
 			break
 		}
-		w.buf = append(w.buf, p[:i]...)
+		w.buf = appendCapped(w.buf, p[:i])
 		w.flush()
 		p = p[i+1:]
 	}

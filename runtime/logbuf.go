@@ -2,8 +2,10 @@ package runtime
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spacetime-go/spacetime/abi"
 )
@@ -59,6 +61,7 @@ func NewLogBuffer(n int) *LogBuffer {
 
 // ModuleLog appends a line; it implements hostfuncs.LogSink.
 func (b *LogBuffer) ModuleLog(level uint32, reducer string, caller abi.Identity, msg string) {
+	msg = truncateLogLine(msg)
 	b.mu.Lock()
 	line := LogLine{Seq: b.next, Time: b.now(), Level: LevelName(level), Reducer: reducer, Caller: caller, Message: msg}
 	b.ring[b.next%uint64(len(b.ring))] = line
@@ -144,4 +147,20 @@ func (b *LogBuffer) Close() {
 	b.changed = make(chan struct{})
 	b.mu.Unlock()
 	close(ch)
+}
+
+// MaxLogLine is the longest message a log line keeps. The ring counts lines,
+// so without it a guest logging its whole per-call budget in one line would
+// make every database's ring hold hundreds of megabytes.
+const MaxLogLine = 8 << 10
+
+func truncateLogLine(msg string) string {
+	if len(msg) <= MaxLogLine {
+		return msg
+	}
+	cut := MaxLogLine
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… [%d more bytes dropped]", msg[:cut], len(msg)-cut)
 }
