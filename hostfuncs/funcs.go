@@ -494,11 +494,12 @@ func rowDeleteByIndexPoint(ctx context.Context, c *Call, mem api.Memory, p []uin
 		return abi.ErrnoLimitExceeded
 	}
 	stopIfDone(ctx, "row_delete_by_index_point")
-	n, err := c.Tx.DeleteByKey(store.IndexID(u32(p[0])), key)
+	// The store refuses, deleting nothing, when more rows match than the
+	// transaction may still write.
+	n, err := c.Tx.DeleteByKeyAtMost(store.IndexID(u32(p[0])), key, c.Limits.MaxRowsWritten-c.rowsWritten)
 	if err != nil {
 		return errnoOf("row_delete_by_index_point", err)
 	}
-	// Deletes are counted after the fact: the count is not known before.
 	c.rowsWritten += n
 	mem.WriteUint32Le(out, uint32(n))
 	return abi.ErrnoOK

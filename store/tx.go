@@ -289,6 +289,14 @@ func (tx *Tx) Update(ix IndexID, row []byte) ([]byte, error) {
 // BSATN of a prefix of the index's columns, at least one) and returns how
 // many; none is not an error.
 func (tx *Tx) DeleteByKey(ix IndexID, key []byte) (int, error) {
+	return tx.DeleteByKeyAtMost(ix, key, -1)
+}
+
+// DeleteByKeyAtMost is DeleteByKey that deletes nothing, and returns
+// ErrTxTooLarge, when more than limit rows match; a negative limit means no
+// limit. It lets a caller with a write budget refuse a delete before it
+// happens instead of finding the overshoot afterwards.
+func (tx *Tx) DeleteByKeyAtMost(ix IndexID, key []byte, limit int) (int, error) {
 	is, err := tx.index(ix)
 	if err != nil {
 		return 0, err
@@ -314,6 +322,9 @@ func (tx *Tx) DeleteByKey(ix IndexID, key []byte) (int, error) {
 	}
 	if len(victims) == 0 {
 		return 0, nil
+	}
+	if limit >= 0 && len(victims) > limit {
+		return 0, fmt.Errorf("%w: deleting %d rows of %q by %q would pass the limit of %d more rows in this transaction", ErrTxTooLarge, len(victims), ts.def.Name, is.name, limit)
 	}
 	st, tc := tx.writable(ts.id)
 	for _, rec := range victims {

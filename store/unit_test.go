@@ -677,3 +677,39 @@ func TestCloseWhileCallbackUsesStore(t *testing.T) {
 		t.Fatal("Close deadlocked with an OnCommit callback calling Databases")
 	}
 }
+
+func TestDeleteByKeyAtMost(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	db := mustDB(t, s, "app", []abi.TableDef{{
+		Name: "Msg",
+		Columns: []abi.ColumnDef{
+			{Name: "id", Type: abi.TypeU32, PrimaryKey: true},
+			{Name: "room", Type: abi.TypeU8},
+		},
+		Indexes: []abi.IndexDef{{Name: "Msg_room_idx", Columns: []string{"room"}}},
+	}})
+	byRoom, err := db.IndexID("Msg_room_idx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, _ := db.Begin(ctx)
+	defer tx.Rollback()
+	for i := range 5 {
+		row, _ := abi.EncodeRow(nil, []abi.Type{abi.TypeU32, abi.TypeU8}, []abi.Value{abi.U32(uint32(i)), abi.U8(7)})
+		if _, err := tx.Insert(0, row); err != nil {
+			t.Fatal(err)
+		}
+	}
+	room7 := key(t, abi.U8(7))
+	if n, err := tx.DeleteByKeyAtMost(byRoom, room7, 4); !errors.Is(err, ErrTxTooLarge) || n != 0 {
+		t.Fatalf("deleting 5 rows with a limit of 4: n=%d err=%v, want 0 and ErrTxTooLarge", n, err)
+	}
+	if n, _ := tx.Count(0); n != 5 {
+		t.Fatalf("a refused delete removed rows: %d left", n)
+	}
+	if n, err := tx.DeleteByKeyAtMost(byRoom, room7, 5); err != nil || n != 5 {
+		t.Fatalf("deleting 5 rows with a limit of 5: n=%d err=%v", n, err)
+	}
+}
