@@ -148,9 +148,14 @@ func errnoOf(name string, err error) abi.Errno {
 	panic(&TrapError{Func: name, Err: err})
 }
 
+// canWrite reports whether one more row of n bytes fits the transaction's limits.
+func (c *Call) canWrite(n int) bool {
+	return c.rowsWritten+1 <= c.Limits.MaxRowsWritten && c.bytesWritten+n <= c.Limits.MaxBytesWritten
+}
+
 // chargeWrite counts a row written against the transaction's limits.
 func (c *Call) chargeWrite(n int) bool {
-	if c.rowsWritten+1 > c.Limits.MaxRowsWritten || c.bytesWritten+n > c.Limits.MaxBytesWritten {
+	if !c.canWrite(n) {
 		return false
 	}
 	c.rowsWritten++
@@ -430,24 +435,9 @@ func writeRowBack(mem api.Memory, rowPtr, lenPtr uint32, orig, stored []byte) {
 // NOT_IN_REDUCER. On success the stored row (auto-increment values filled in)
 // is written back in place. Traps on deadline or store failure.
 func rowInsert(ctx context.Context, c *Call, mem api.Memory, p []uint64) abi.Errno {
-	rowPtr, lenPtr := u32(p[1]), u32(p[2])
-	row, ok := readRow(mem, rowPtr, lenPtr)
-	if !ok {
-		return abi.ErrnoOutOfBounds
-	}
-	if c.Tx == nil {
-		return abi.ErrnoNotInReducer
-	}
-	if !c.chargeWrite(len(row)) {
-		return abi.ErrnoLimitExceeded
-	}
-	stopIfDone(ctx, "row_insert")
-	stored, err := c.Tx.Insert(store.TableID(u32(p[0])), row)
-	if err != nil {
-		return errnoOf("row_insert", err)
-	}
-	writeRowBack(mem, rowPtr, lenPtr, row, stored)
-	return abi.ErrnoOK
+	return writeRow(ctx, c, mem, p, "row_insert", func(row []byte) ([]byte, error) {
+		return c.Tx.Insert(store.TableID(u32(p[0])), row)
+	})
 }
 
 // row_update(index_id, row_ptr, row_len_ptr) -> errno
@@ -456,6 +446,16 @@ func rowInsert(ctx context.Context, c *Call, mem api.Memory, p []uint64) abi.Err
 // UNIQUE_VIOLATION, LIMIT_EXCEEDED, NOT_IN_REDUCER. Traps on deadline or
 // store failure.
 func rowUpdate(ctx context.Context, c *Call, mem api.Memory, p []uint64) abi.Errno {
+	return writeRow(ctx, c, mem, p, "row_update", func(row []byte) ([]byte, error) {
+		return c.Tx.Update(store.IndexID(u32(p[0])), row)
+	})
+}
+
+// writeRow is the body of row_insert and row_update: the row at p[1] with
+// its in/out length at p[2] is checked against the write limits, applied,
+// charged only when the store took it (a refused write has no effect, its
+// budget included), and written back with the values the store filled in.
+func writeRow(ctx context.Context, c *Call, mem api.Memory, p []uint64, name string, apply func(row []byte) ([]byte, error)) abi.Errno {
 	rowPtr, lenPtr := u32(p[1]), u32(p[2])
 	row, ok := readRow(mem, rowPtr, lenPtr)
 	if !ok {
@@ -464,14 +464,15 @@ func rowUpdate(ctx context.Context, c *Call, mem api.Memory, p []uint64) abi.Err
 	if c.Tx == nil {
 		return abi.ErrnoNotInReducer
 	}
-	if !c.chargeWrite(len(row)) {
+	if !c.canWrite(len(row)) {
 		return abi.ErrnoLimitExceeded
 	}
-	stopIfDone(ctx, "row_update")
-	stored, err := c.Tx.Update(store.IndexID(u32(p[0])), row)
+	stopIfDone(ctx, name)
+	stored, err := apply(row)
 	if err != nil {
-		return errnoOf("row_update", err)
+		return errnoOf(name, err)
 	}
+	c.chargeWrite(len(row))
 	writeRowBack(mem, rowPtr, lenPtr, row, stored)
 	return abi.ErrnoOK
 }
