@@ -86,6 +86,10 @@ const (
 	// ErrnoNotInReducer: the function needs a running reducer call (for
 	// example when called from _initialize or __describe_module__).
 	ErrnoNotInReducer Errno = 15
+	// ErrnoReadOnly: the table is a system table the host maintains (such
+	// as [IdentityTableName]); guests may read it but never write it.
+	// Nothing was done.
+	ErrnoReadOnly Errno = 16
 )
 
 var errnoNames = map[Errno]string{
@@ -105,6 +109,7 @@ var errnoNames = map[Errno]string{
 	ErrnoLimitExceeded:   "LIMIT_EXCEEDED",
 	ErrnoBadArgument:     "BAD_ARGUMENT",
 	ErrnoNotInReducer:    "NOT_IN_REDUCER",
+	ErrnoReadOnly:        "READ_ONLY",
 }
 
 func (e Errno) String() string {
@@ -195,14 +200,16 @@ type HostFunc struct {
 //	    Inserts a BSATN row. Auto-increment columns whose value is 0 get the
 //	    next value, written back into the row in place. NO_SUCH_TABLE,
 //	    BAD_ROW, UNIQUE_VIOLATION, AUTOINC_OVERFLOW, LIMIT_EXCEEDED,
-//	    OUT_OF_BOUNDS.
+//	    READ_ONLY (a system table), OUT_OF_BOUNDS.
 //	row_update(index_id, row_ptr, row_len_ptr) -> errno
 //	    Replaces the row whose key in the unique index index_id equals the
 //	    new row's. NO_SUCH_INDEX (or not unique), NOT_FOUND, BAD_ROW,
-//	    UNIQUE_VIOLATION (another unique column), LIMIT_EXCEEDED, OUT_OF_BOUNDS.
+//	    UNIQUE_VIOLATION (another unique column), LIMIT_EXCEEDED, READ_ONLY,
+//	    OUT_OF_BOUNDS.
 //	row_delete_by_index_point(index_id, key_ptr, key_len, out_count_ptr) -> errno
 //	    Deletes every row matching the key; writes the u32 count (0 is not
-//	    an error). NO_SUCH_INDEX, BAD_ROW, LIMIT_EXCEEDED, OUT_OF_BOUNDS.
+//	    an error). NO_SUCH_INDEX, BAD_ROW, LIMIT_EXCEEDED, READ_ONLY,
+//	    OUT_OF_BOUNDS.
 //	bytes_source_read(source, buf_ptr, buf_len_ptr) -> errno
 //	    Reads up to capacity bytes; EXHAUSTED (length 0) at the end.
 //	    BAD_HANDLE, OUT_OF_BOUNDS.

@@ -24,6 +24,10 @@ type TableDef struct {
 	// Indexes lists every index of the table, including the ones the primary
 	// key and unique columns imply (see [TableDef.ImpliedIndexes]).
 	Indexes []IndexDef `json:"indexes,omitempty"`
+	// System marks a table the host maintains in every database (see
+	// [IdentityTable]). Modules read it like their own tables; row writes
+	// from guests fail with [ErrnoReadOnly]. A module may not declare it.
+	System bool `json:"system,omitempty"`
 }
 
 // ColumnDef describes one column.

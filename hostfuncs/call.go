@@ -103,6 +103,13 @@ type Call struct {
 	Verifier TokenVerifier
 	Log      LogSink
 	Limits   Limits // use WithDefaults; zero fields mean "no room"
+	// ReadOnly lists the tables (and their indexes) guests may read but not
+	// write: the host's system tables. Writes to them fail with ErrnoReadOnly.
+	ReadOnly ReadOnlyTables
+	// Verified holds the JSON claims of each token jwt_verify accepted
+	// during the call (at most maxVerified), so that the host can tie the
+	// identity an auth reducer returns to a token it checked itself.
+	Verified [][]byte
 
 	handles      []handle
 	free         []uint32
@@ -247,6 +254,37 @@ func (c *Call) End() {
 	c.bytesWritten = 0
 	c.Tx = nil
 	c.Claims = nil
+	c.Verified = nil
+}
+
+// maxVerified bounds Call.Verified: an auth reducer verifies one token, and
+// a loop verifying thousands must not grow host memory.
+const maxVerified = 8
+
+// ReadOnlyTables are the tables, and the indexes on them, that guests may
+// not write. Both lists are tiny (the system tables), so a linear scan is
+// cheaper than a map on the write path.
+type ReadOnlyTables struct {
+	Tables  []store.TableID
+	Indexes []store.IndexID
+}
+
+func (r *ReadOnlyTables) table(t store.TableID) bool {
+	for _, x := range r.Tables {
+		if x == t {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *ReadOnlyTables) index(ix store.IndexID) bool {
+	for _, x := range r.Indexes {
+		if x == ix {
+			return true
+		}
+	}
+	return false
 }
 
 // LogBytesLeft reports how many more bytes the call may log; the runtime

@@ -432,22 +432,25 @@ func writeRowBack(mem api.Memory, rowPtr, lenPtr uint32, orig, stored []byte) {
 //
 // Errnos: OUT_OF_BOUNDS, NO_SUCH_TABLE, BAD_ROW, UNIQUE_VIOLATION,
 // AUTOINC_OVERFLOW, LIMIT_EXCEEDED (rows or bytes per transaction),
-// NOT_IN_REDUCER. On success the stored row (auto-increment values filled in)
-// is written back in place. Traps on deadline or store failure.
+// READ_ONLY (a system table), NOT_IN_REDUCER. On success the stored row
+// (auto-increment values filled in) is written back in place. Traps on
+// deadline or store failure.
 func rowInsert(ctx context.Context, c *Call, mem api.Memory, p []uint64) abi.Errno {
-	return writeRow(ctx, c, mem, p, "row_insert", func(row []byte) ([]byte, error) {
-		return c.Tx.Insert(store.TableID(u32(p[0])), row)
+	t := store.TableID(u32(p[0]))
+	return writeRow(ctx, c, mem, p, "row_insert", c.ReadOnly.table(t), func(row []byte) ([]byte, error) {
+		return c.Tx.Insert(t, row)
 	})
 }
 
 // row_update(index_id, row_ptr, row_len_ptr) -> errno
 //
 // Errnos: OUT_OF_BOUNDS, NO_SUCH_INDEX (or not unique), NOT_FOUND, BAD_ROW,
-// UNIQUE_VIOLATION, LIMIT_EXCEEDED, NOT_IN_REDUCER. Traps on deadline or
-// store failure.
+// UNIQUE_VIOLATION, LIMIT_EXCEEDED, READ_ONLY (a system table),
+// NOT_IN_REDUCER. Traps on deadline or store failure.
 func rowUpdate(ctx context.Context, c *Call, mem api.Memory, p []uint64) abi.Errno {
-	return writeRow(ctx, c, mem, p, "row_update", func(row []byte) ([]byte, error) {
-		return c.Tx.Update(store.IndexID(u32(p[0])), row)
+	ix := store.IndexID(u32(p[0]))
+	return writeRow(ctx, c, mem, p, "row_update", c.ReadOnly.index(ix), func(row []byte) ([]byte, error) {
+		return c.Tx.Update(ix, row)
 	})
 }
 
@@ -455,7 +458,7 @@ func rowUpdate(ctx context.Context, c *Call, mem api.Memory, p []uint64) abi.Err
 // its in/out length at p[2] is checked against the write limits, applied,
 // charged only when the store took it (a refused write has no effect, its
 // budget included), and written back with the values the store filled in.
-func writeRow(ctx context.Context, c *Call, mem api.Memory, p []uint64, name string, apply func(row []byte) ([]byte, error)) abi.Errno {
+func writeRow(ctx context.Context, c *Call, mem api.Memory, p []uint64, name string, readOnly bool, apply func(row []byte) ([]byte, error)) abi.Errno {
 	rowPtr, lenPtr := u32(p[1]), u32(p[2])
 	row, ok := readRow(mem, rowPtr, lenPtr)
 	if !ok {
@@ -463,6 +466,9 @@ func writeRow(ctx context.Context, c *Call, mem api.Memory, p []uint64, name str
 	}
 	if c.Tx == nil {
 		return abi.ErrnoNotInReducer
+	}
+	if readOnly {
+		return abi.ErrnoReadOnly
 	}
 	if !c.canWrite(len(row)) {
 		return abi.ErrnoLimitExceeded
@@ -479,9 +485,9 @@ func writeRow(ctx context.Context, c *Call, mem api.Memory, p []uint64, name str
 
 // row_delete_by_index_point(index_id, key_ptr, key_len, out_count_ptr) -> errno
 //
-// Errnos: OUT_OF_BOUNDS, NO_SUCH_INDEX, BAD_ROW, LIMIT_EXCEEDED,
-// NOT_IN_REDUCER. Writes the u32 count of deleted rows. Traps on deadline or
-// store failure.
+// Errnos: OUT_OF_BOUNDS, NO_SUCH_INDEX, BAD_ROW, LIMIT_EXCEEDED, READ_ONLY
+// (a system table), NOT_IN_REDUCER. Writes the u32 count of deleted rows.
+// Traps on deadline or store failure.
 func rowDeleteByIndexPoint(ctx context.Context, c *Call, mem api.Memory, p []uint64) abi.Errno {
 	out := u32(p[3])
 	key, ok := read(mem, u32(p[1]), u32(p[2]))
@@ -490,6 +496,9 @@ func rowDeleteByIndexPoint(ctx context.Context, c *Call, mem api.Memory, p []uin
 	}
 	if c.Tx == nil {
 		return abi.ErrnoNotInReducer
+	}
+	if c.ReadOnly.index(store.IndexID(u32(p[0]))) {
+		return abi.ErrnoReadOnly
 	}
 	if c.rowsWritten >= c.Limits.MaxRowsWritten {
 		return abi.ErrnoLimitExceeded
@@ -613,6 +622,9 @@ func jwtVerify(ctx context.Context, c *Call, mem api.Memory, p []uint64) abi.Err
 			result, errno = []byte(err.Error()), abi.ErrnoTokenInvalid
 		} else {
 			result = claims
+			if len(c.Verified) < maxVerified {
+				c.Verified = append(c.Verified, claims)
+			}
 		}
 	}
 	id, _ := c.alloc(handle{kind: kindSource, data: result})

@@ -52,7 +52,7 @@ func TestRefusedWriteIsNotCharged(t *testing.T) {
 	p := []uint64{0, rowPtr, lenPtr}
 	try := func(apply func([]byte) ([]byte, error)) abi.Errno {
 		mem.WriteUint32Le(lenPtr, uint32(len(row)))
-		return writeRow(ctx, c, mem, p, "row_insert", apply)
+		return writeRow(ctx, c, mem, p, "row_insert", false, apply)
 	}
 	refused := func([]byte) ([]byte, error) { return nil, store.ErrUniqueViolation }
 	if e := try(refused); e != abi.ErrnoUniqueViolation {
@@ -64,5 +64,81 @@ func TestRefusedWriteIsNotCharged(t *testing.T) {
 	}
 	if e := try(insert); e != abi.ErrnoLimitExceeded {
 		t.Fatalf("a second write with MaxRowsWritten=1: errno %s, want LIMIT_EXCEEDED", e)
+	}
+}
+
+// TestSystemTablesAreReadOnly: every write path refuses a table (and the
+// indexes on it) listed in Call.ReadOnly with READ_ONLY, and changes nothing.
+func TestSystemTablesAreReadOnly(t *testing.T) {
+	ctx := context.Background()
+	r := wazero.NewRuntime(ctx)
+	defer r.Close(ctx)
+	mod, err := r.Instantiate(ctx, memoryOnlyModule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := mod.Memory()
+	st, err := store.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	db, err := st.CreateDatabase(ctx, "app", []abi.TableDef{abi.IdentityTable()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	table, _ := db.TableID(abi.IdentityTableName)
+	pk, _ := db.IndexID(abi.IndexName(abi.IdentityTableName, "identity"))
+	setup, _ := db.Begin(ctx)
+	var id abi.Identity
+	id[0] = 1
+	var w abi.Writer
+	w.WriteIdentity(id)
+	w.WriteString("iss")
+	w.WriteString("sub")
+	w.WriteTimestamp(1)
+	w.WriteTimestamp(2)
+	if _, err := setup.Insert(table, w.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := setup.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	c := &Call{Tx: tx, Limits: DefaultLimits, ReadOnly: ReadOnlyTables{Tables: []store.TableID{table}, Indexes: []store.IndexID{pk}}}
+	const lenPtr, rowPtr, countPtr = 0, 16, 8
+	row := w.Bytes()
+	mem.Write(rowPtr, row)
+	cases := []struct {
+		name string
+		fn   func() abi.Errno
+	}{
+		{"row_insert", func() abi.Errno {
+			mem.WriteUint32Le(lenPtr, uint32(len(row)))
+			return rowInsert(ctx, c, mem, []uint64{uint64(table), rowPtr, lenPtr})
+		}},
+		{"row_update", func() abi.Errno {
+			mem.WriteUint32Le(lenPtr, uint32(len(row)))
+			return rowUpdate(ctx, c, mem, []uint64{uint64(pk), rowPtr, lenPtr})
+		}},
+		{"row_delete_by_index_point", func() abi.Errno {
+			return rowDeleteByIndexPoint(ctx, c, mem, []uint64{uint64(pk), rowPtr, abi.IdentitySize, countPtr})
+		}},
+	}
+	for _, tc := range cases {
+		if e := tc.fn(); e != abi.ErrnoReadOnly {
+			t.Errorf("%s on the identity table: errno %s, want READ_ONLY", tc.name, e)
+		}
+	}
+	if n, _ := tx.Count(table); n != 1 {
+		t.Errorf("the identity table has %d rows after refused writes, want 1", n)
+	}
+	if c.rowsWritten != 0 || c.bytesWritten != 0 {
+		t.Errorf("refused writes were charged: %d rows, %d bytes", c.rowsWritten, c.bytesWritten)
 	}
 }

@@ -26,6 +26,8 @@ type Database struct {
 
 	cur    atomic.Pointer[version]
 	closed atomic.Bool
+	// readOnly holds the system tables' ids, which guests may not write.
+	readOnly hostfuncs.ReadOnlyTables
 }
 
 // version is a module version serving a database, with its idle instances.
@@ -78,7 +80,7 @@ func (r *Runtime) newDatabase(sdb *store.Database, mod *Module, opts []DatabaseO
 	for _, o := range opts {
 		o(&cfg)
 	}
-	d := &Database{rt: r, st: sdb, name: sdb.Name(), cfg: cfg, logs: NewLogBuffer(r.cfg.logLines)}
+	d := &Database{rt: r, st: sdb, name: sdb.Name(), cfg: cfg, logs: NewLogBuffer(r.cfg.logLines), readOnly: readOnlyTables(sdb)}
 	d.cur.Store(&version{mod: mod})
 	return d
 }
@@ -203,6 +205,10 @@ type CallResult struct {
 	Return []byte
 	// Duration is the time spent in the guest.
 	Duration time.Duration
+	// Verified is set after a successful auth reducer whose returned identity
+	// comes from a token jwt_verify accepted during the call; its row in the
+	// identity system table was written in the same transaction.
+	Verified *VerifiedIdentity
 }
 
 // Call runs a reducer as one transaction. The error is a *ReducerError
@@ -277,6 +283,7 @@ func (d *Database) run(ctx context.Context, v *version, id uint32, req CallReque
 	c.Conn = req.Connection
 	c.Claims = req.Claims
 	c.Verifier = d.cfg.verifier
+	c.ReadOnly = d.readOnly
 	args, _ := c.NewSource(req.Args)
 	ret, _ := c.NewSink(0)
 	errSink, _ := c.NewSink(maxErrorMessage)
@@ -297,6 +304,7 @@ func (d *Database) run(ctx context.Context, v *version, id uint32, req CallReque
 	result := abi.CallResult(int32(uint32(s[0])))
 	retBytes := c.SinkBytes(ret)
 	errBytes := c.SinkBytes(errSink)
+	verified := c.Verified
 	inst.endCall()
 
 	// A deadline that fired as the guest returned may already have closed
@@ -331,6 +339,15 @@ func (d *Database) run(ctx context.Context, v *version, id uint32, req CallReque
 	}
 	// The instance is free before the commit waits for the disk.
 	v.put(ctx, inst, d.rt.cfg.maxIdle)
+	var vi *VerifiedIdentity
+	if isAuthReducer(rd) {
+		if vi = verifiedIdentity(retBytes, verified); vi != nil {
+			if err := recordIdentity(tx, d.st, vi, ts); err != nil {
+				tx.Rollback()
+				return nil, fmt.Errorf("runtime: database %s: recording identity %s after %s: %w", d.name, vi.Identity, rd.Name, err)
+			}
+		}
+	}
 	commit, err := tx.Commit(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("runtime: database %s: committing %s: %w", d.name, rd.Name, err)
@@ -338,7 +355,7 @@ func (d *Database) run(ctx context.Context, v *version, id uint32, req CallReque
 	if rd.Return == nil {
 		retBytes = nil
 	}
-	return &CallResult{Commit: commit, Return: retBytes, Duration: elapsed}, nil
+	return &CallResult{Commit: commit, Return: retBytes, Duration: elapsed, Verified: vi}, nil
 }
 
 // stopped builds the error of a call the guest did not finish.

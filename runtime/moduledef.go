@@ -43,6 +43,12 @@ func validateDef(def *abi.ModuleDef) error {
 			bad("table %s is declared twice", t.Name)
 		}
 		tables[t.Name] = true
+		if abi.IsReservedTableName(t.Name) {
+			bad("table %s: the name is reserved for the host's %s system table, which every database has and modules can read; rename the table", t.Name, abi.IdentityTableName)
+		}
+		if t.System {
+			bad("table %s is marked system; only the host declares system tables", t.Name)
+		}
 		if len(t.Columns) == 0 {
 			bad("table %s has no columns", t.Name)
 		}
@@ -133,6 +139,9 @@ func validateDef(def *abi.ModuleDef) error {
 		default:
 			bad("reducer %s: unknown lifecycle %q (known: init, client_connected, client_disconnected)", r.Name, r.Lifecycle)
 		}
+	}
+	for _, t := range abi.SystemTables() {
+		tables[t.Name] = true // modules may open the system tables with a grant
 	}
 	for _, g := range def.Grants {
 		if !tables[g.Table] {

@@ -28,6 +28,11 @@ func TestValidateDef(t *testing.T) {
 	if err := validateDef(good()); err != nil {
 		t.Fatalf("a valid def: %v", err)
 	}
+	withIdentityGrant := good()
+	withIdentityGrant.Grants = append(withIdentityGrant.Grants, abi.GrantDef{Table: abi.IdentityTableName, Where: "identity = :caller"})
+	if err := validateDef(withIdentityGrant); err != nil {
+		t.Fatalf("a grant on the identity system table: %v", err)
+	}
 	for _, tc := range []struct {
 		name   string
 		mutate func(d *abi.ModuleDef)
@@ -52,6 +57,9 @@ func TestValidateDef(t *testing.T) {
 		{"duplicate param", func(d *abi.ModuleDef) { d.Reducers[0].Params = append(d.Reducers[0].Params, d.Reducers[0].Params[0]) }, "parameter name is declared twice"},
 		{"grant on unknown table", func(d *abi.ModuleDef) { d.Grants[0].Table = "Ghost" }, "grant_access on table Ghost"},
 		{"grant role", func(d *abi.ModuleDef) { d.Grants[0].To = "admins" }, `to "admins"`},
+		{"system table name", func(d *abi.ModuleDef) { d.Tables[0].Name = "identity"; d.Grants[0].Table = "identity" }, "reserved for the host's identity system table"},
+		{"system table name in another case", func(d *abi.ModuleDef) { d.Tables[0].Name = "Identity"; d.Grants[0].Table = "Identity" }, "table Identity: the name is reserved"},
+		{"system flag", func(d *abi.ModuleDef) { d.Tables[0].System = true }, "only the host declares system tables"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := good()

@@ -173,7 +173,7 @@ func (r *Runtime) compile(ctx context.Context, hash [32]byte, wasm []byte) (*Mod
 		compiled.Close(ctx)
 		return nil, err
 	}
-	m.def = def
+	m.def = withSystemTables(def)
 	m.reducers = make(map[string]uint32, len(def.Reducers))
 	for i, rd := range def.Reducers {
 		m.reducers[rd.Name] = uint32(i)

@@ -80,6 +80,8 @@ func (t *Table) err(op string, e abi.Errno) error {
 		return fmt.Errorf("%s: %s passes the host's limit on rows or bytes per transaction: %w", t.name, op, e)
 	case abi.ErrnoBadRow:
 		return fmt.Errorf("%s: %s: the row does not match the table's schema (regenerate the module code): %w", t.name, op, e)
+	case abi.ErrnoReadOnly:
+		return fmt.Errorf("%s: %s: the host maintains this system table; modules read it but cannot write it: %w", t.name, op, e)
 	}
 	return fmt.Errorf("%s: %s: %w", t.name, op, e)
 }

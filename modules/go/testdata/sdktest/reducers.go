@@ -255,6 +255,38 @@ func CallerClaims(ctx *stdb.ReducerContext) (*string, error) {
 	return &s, nil
 }
 
+// IdentitySubject reads the identity system table through the SDK: the
+// subject of id's token, and also checks the table scan agrees.
+func IdentitySubject(ctx *stdb.ReducerContext, id stdb.Identity) (*string, error) {
+	row, ok := stdb.LookupIdentity(id)
+	if !ok {
+		return nil, nil
+	}
+	seen := false
+	for r := range stdb.Identities() {
+		if r.Identity == id {
+			seen = r.Subject == row.Subject && r.FirstSeen == row.FirstSeen && r.LastSeen == row.LastSeen
+		}
+	}
+	if !seen {
+		return nil, errors.New("LookupIdentity and Identities disagree")
+	}
+	s := row.Subject
+	return &s, nil
+}
+
+// WriteIdentity tries to forge a row in the identity system table; the host
+// must refuse it.
+func WriteIdentity(ctx *stdb.ReducerContext) error {
+	w := stdb.Scratch()
+	w.WriteIdentity(stdb.Identity{1})
+	w.WriteString("https://forged.example/")
+	w.WriteString("mallory")
+	w.WriteTimestamp(0)
+	w.WriteTimestamp(0)
+	return stdb.NewTable("identity", "identity").Insert(w.Bytes())
+}
+
 func jsonField(b []byte, key string) string {
 	var m map[string]any
 	if json.Unmarshal(b, &m) != nil {

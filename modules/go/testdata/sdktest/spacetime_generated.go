@@ -454,6 +454,14 @@ var (
 	//
 	//	func CallerClaims(ctx *stdb.ReducerContext) (*string, error)
 	_ func(*stdb.ReducerContext) (*string, error) = CallerClaims
+	// reducer identity_subject(id: IdentityId) -> Option<String>:
+	//
+	//	func IdentitySubject(ctx *stdb.ReducerContext, id stdb.Identity) (*string, error)
+	_ func(*stdb.ReducerContext, stdb.Identity) (*string, error) = IdentitySubject
+	// reducer write_identity():
+	//
+	//	func WriteIdentity(ctx *stdb.ReducerContext) error
+	_ func(*stdb.ReducerContext) error = WriteIdentity
 )
 
 func dispatchInit(ctx *stdb.ReducerContext, args *abi.Reader, ret *abi.Writer) error {
@@ -889,6 +897,32 @@ func dispatchCallerClaims(ctx *stdb.ReducerContext, args *abi.Reader, ret *abi.W
 	return nil
 }
 
+func dispatchIdentitySubject(ctx *stdb.ReducerContext, args *abi.Reader, ret *abi.Writer) error {
+	var a0 stdb.Identity
+	a0 = args.ReadIdentity()
+	if err := stdb.CheckArgs("identity_subject", args); err != nil {
+		return err
+	}
+	out, err := IdentitySubject(ctx, a0)
+	if err != nil {
+		return err
+	}
+	if out == nil {
+		ret.WriteNone()
+	} else {
+		ret.WriteSome()
+		ret.WriteString((*out))
+	}
+	return nil
+}
+
+func dispatchWriteIdentity(ctx *stdb.ReducerContext, args *abi.Reader, ret *abi.Writer) error {
+	if err := stdb.CheckArgs("write_identity", args); err != nil {
+		return err
+	}
+	return WriteIdentity(ctx)
+}
+
 // moduleDef is what __describe_module__ returns: the ModuleDef as JSON.
 const moduleDef = `{
   "abi_version": 1,
@@ -1300,6 +1334,20 @@ const moduleDef = `{
       "name": "caller_claims",
       "params": [],
       "return": "Option\u003cString\u003e"
+    },
+    {
+      "name": "identity_subject",
+      "params": [
+        {
+          "name": "id",
+          "type": "IdentityId"
+        }
+      ],
+      "return": "Option\u003cString\u003e"
+    },
+    {
+      "name": "write_identity",
+      "params": []
     }
   ],
   "grants": [
@@ -1308,16 +1356,16 @@ const moduleDef = `{
       "to": "public",
       "pos": {
         "file": "schema.spacetimedb",
-        "line": 69,
+        "line": 72,
         "column": 1
       }
     },
     {
       "table": "Counter",
-      "where": "key = :caller",
+      "where": "key = 'public'",
       "pos": {
         "file": "schema.spacetimedb",
-        "line": 70,
+        "line": 73,
         "column": 1
       }
     }
@@ -1359,6 +1407,8 @@ func init() {
 		dispatchAuth,
 		dispatchIdentityOf,
 		dispatchCallerClaims,
+		dispatchIdentitySubject,
+		dispatchWriteIdentity,
 	)
 }
 

@@ -1,0 +1,127 @@
+package runtime
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/spacetime-go/spacetime/abi"
+	"github.com/spacetime-go/spacetime/auth"
+	"github.com/spacetime-go/spacetime/hostfuncs"
+	"github.com/spacetime-go/spacetime/store"
+)
+
+// withSystemTables returns def with the host's system tables appended after
+// the module's own, so that the store creates them, and every reader of the
+// schema (SQL, subscriptions, the schema endpoint) finds them like any other
+// table. The module itself never declares them (validateDef refuses that).
+func withSystemTables(def *abi.ModuleDef) *abi.ModuleDef {
+	out := *def
+	out.Tables = append(append([]abi.TableDef(nil), def.Tables...), abi.SystemTables()...)
+	return &out
+}
+
+// readOnlyTables resolves the system tables, and the indexes on them, to
+// their ids in sdb: the ids hostfuncs refuses guest writes to. The list
+// comes from the host's own definitions, not from the store's catalog.
+func readOnlyTables(sdb *store.Database) hostfuncs.ReadOnlyTables {
+	var ro hostfuncs.ReadOnlyTables
+	for _, t := range abi.SystemTables() {
+		if !t.System {
+			continue
+		}
+		if id, err := sdb.TableID(t.Name); err == nil {
+			ro.Tables = append(ro.Tables, id)
+		}
+		for _, ix := range t.ImpliedIndexes() {
+			if id, err := sdb.IndexID(ix.Name); err == nil {
+				ro.Indexes = append(ro.Indexes, id)
+			}
+		}
+	}
+	return ro
+}
+
+// isAuthReducer: a reducer named auth that returns an IdentityId binds the
+// identity it returns to the caller (DESIGN.md, "Identity and authentication").
+func isAuthReducer(rd *abi.ReducerDef) bool {
+	return rd.Name == "auth" && rd.Return != nil && rd.Return.Kind == abi.KindIdentity
+}
+
+// VerifiedIdentity is what the host learned from a successful auth call: the
+// identity the reducer returned, and the verified token it derives from.
+type VerifiedIdentity struct {
+	Identity abi.Identity
+	Issuer   string
+	Subject  string
+	// Claims is the token's claims as JSON.
+	Claims []byte
+}
+
+// verifiedIdentity finds, among the claims jwt_verify accepted during the
+// call, the token whose (iss, sub) derive the identity in ret (the BSATN of
+// the auth reducer's return value). It returns nil when the reducer returned
+// an identity it did not verify: the host then vouches for nothing.
+func verifiedIdentity(ret []byte, verified [][]byte) *VerifiedIdentity {
+	var id abi.Identity
+	if len(ret) != len(id) || len(verified) == 0 {
+		return nil
+	}
+	copy(id[:], ret)
+	if id.IsZero() {
+		return nil
+	}
+	for _, claims := range verified {
+		var c struct {
+			Iss string `json:"iss"`
+			Sub string `json:"sub"`
+		}
+		if json.Unmarshal(claims, &c) != nil {
+			continue
+		}
+		if auth.IdentityFromClaims(c.Iss, c.Sub) == id {
+			return &VerifiedIdentity{Identity: id, Issuer: c.Iss, Subject: c.Sub, Claims: claims}
+		}
+	}
+	return nil
+}
+
+// recordIdentity upserts v's row in the identity system table within tx:
+// first_seen is kept, last_seen set to ts.
+func recordIdentity(tx *store.Tx, sdb *store.Database, v *VerifiedIdentity, ts time.Time) error {
+	table, err := sdb.TableID(abi.IdentityTableName)
+	if err != nil {
+		return fmt.Errorf("the %s system table is missing: %w", abi.IdentityTableName, err)
+	}
+	pk, err := sdb.IndexID(abi.IndexName(abi.IdentityTableName, "identity"))
+	if err != nil {
+		return fmt.Errorf("the %s system table has no primary key: %w", abi.IdentityTableName, err)
+	}
+	now := ts.UnixMicro()
+	firstSeen := now
+	it, err := tx.ScanPoint(pk, v.Identity[:])
+	if err != nil {
+		return err
+	}
+	old, found := it.Next()
+	if found {
+		def := abi.IdentityTable()
+		vals, derr := abi.DecodeRow(def.ColumnTypes(), old)
+		if derr == nil {
+			firstSeen = vals[3].AsInt()
+		}
+	}
+	it.Close()
+	var w abi.Writer
+	w.WriteIdentity(v.Identity)
+	w.WriteString(v.Issuer)
+	w.WriteString(v.Subject)
+	w.WriteTimestamp(firstSeen)
+	w.WriteTimestamp(now)
+	if found {
+		_, err = tx.Update(pk, w.Bytes())
+	} else {
+		_, err = tx.Insert(table, w.Bytes())
+	}
+	return err
+}

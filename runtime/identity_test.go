@@ -1,0 +1,158 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spacetime-go/spacetime/abi"
+	"github.com/spacetime-go/spacetime/auth"
+)
+
+// TestIdentitySystemTable: a successful auth writes the caller's row in the
+// identity system table in the same transaction (first_seen kept, last_seen
+// moved on), guests read it through the SDK, and cannot write it.
+func TestIdentitySystemTable(t *testing.T) {
+	key, err := auth.OpenServerKey(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := auth.NewVerifier(auth.WithIssuers(key.Issuer()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := newGoDatabase(t, sdkTestModule, WithTokenVerifier(v))
+	ctx := context.Background()
+	token, err := key.Mint("alice", time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := auth.IdentityFromClaims(key.IssuerName(), "alice")
+	authAt := func(ts time.Time) *CallResult {
+		t.Helper()
+		res, err := db.Call(ctx, CallRequest{Reducer: "auth", Timestamp: ts, Args: args(func(w *abi.Writer) { w.WriteString(token) })})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	type row struct {
+		id                  abi.Identity
+		issuer, subject     string
+		firstSeen, lastSeen int64
+	}
+	rows := func() []row {
+		t.Helper()
+		it, err := db.Store().Snapshot().Scan(mustTable(t, db, abi.IdentityTableName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer it.Close()
+		var out []row
+		for b, ok := it.Next(); ok; b, ok = it.Next() {
+			r := abi.NewReader(b)
+			out = append(out, row{r.ReadIdentity(), r.ReadString(), r.ReadString(), r.ReadTimestamp(), r.ReadTimestamp()})
+		}
+		return out
+	}
+
+	t1, t2 := time.UnixMicro(1_700_000_000_000_000), time.UnixMicro(1_700_000_100_000_000)
+	res := authAt(t1)
+	if res.Verified == nil || res.Verified.Identity != alice || res.Verified.Subject != "alice" || res.Verified.Issuer != key.IssuerName() {
+		t.Fatalf("Verified = %+v, want alice from %s", res.Verified, key.IssuerName())
+	}
+	if !tableInDelta(res, abi.IdentityTableName) {
+		t.Error("the identity row is not in the auth call's commit delta")
+	}
+	want := row{alice, key.IssuerName(), "alice", t1.UnixMicro(), t1.UnixMicro()}
+	if got := rows(); len(got) != 1 || got[0] != want {
+		t.Fatalf("identity rows after the first auth = %+v, want [%+v]", got, want)
+	}
+	authAt(t2)
+	want.lastSeen = t2.UnixMicro()
+	if got := rows(); len(got) != 1 || got[0] != want {
+		t.Fatalf("identity rows after the second auth = %+v, want [%+v]", got, want)
+	}
+
+	lookup := func(id abi.Identity) (string, bool) {
+		t.Helper()
+		res, err := db.Call(ctx, CallRequest{Reducer: "identity_subject", Args: args(func(w *abi.Writer) { w.WriteIdentity(id) })})
+		if err != nil {
+			t.Fatal(err)
+		}
+		opt := abi.NewReader(res.Return).ReadValue(abi.OptionOf(abi.TypeString))
+		if len(opt.Elems) == 0 {
+			return "", false
+		}
+		return opt.Elems[0].Str, true
+	}
+	if sub, ok := lookup(alice); !ok || sub != "alice" {
+		t.Errorf("identity_subject(alice) = %q, %v; want alice", sub, ok)
+	}
+	if sub, ok := lookup(abi.Identity{9}); ok {
+		t.Errorf("identity_subject(unknown) = %q, want none", sub)
+	}
+
+	_, err = db.Call(ctx, CallRequest{Reducer: "write_identity"})
+	var rerr *ReducerError
+	if !errors.As(err, &rerr) || !strings.Contains(rerr.Message, "READ_ONLY") || !strings.Contains(rerr.Message, "system table") {
+		t.Fatalf("a guest inserting into the identity table: err = %v, want a reducer error with READ_ONLY", err)
+	}
+	if got := rows(); len(got) != 1 {
+		t.Fatalf("%d identity rows after a forged insert, want 1", len(got))
+	}
+
+	// A failed auth (bad token) changes nothing.
+	if _, err := db.Call(ctx, CallRequest{Reducer: "auth", Args: args(func(w *abi.Writer) { w.WriteString(token + "x") })}); err == nil {
+		t.Fatal("auth with a tampered token succeeded")
+	}
+	if got := rows(); len(got) != 1 || got[0] != want {
+		t.Fatalf("identity rows after a refused auth = %+v, want [%+v]", got, want)
+	}
+}
+
+func tableInDelta(res *CallResult, name string) bool {
+	if res.Commit.Delta == nil {
+		return false
+	}
+	for _, td := range res.Commit.Delta.Tables {
+		if td.Name == name && len(td.Inserts) == 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// TestVerifiedIdentity: the host vouches only for an identity derived from
+// claims jwt_verify accepted in the same call.
+func TestVerifiedIdentity(t *testing.T) {
+	alice := auth.IdentityFromClaims("https://issuer.example/", "alice")
+	claims := []byte(`{"iss":"https://issuer.example/","sub":"alice","exp":1}`)
+	other := []byte(`{"iss":"https://issuer.example/","sub":"bob"}`)
+	for _, tc := range []struct {
+		name     string
+		ret      []byte
+		verified [][]byte
+		want     bool
+	}{
+		{"matching token", alice[:], [][]byte{claims}, true},
+		{"second of two tokens", alice[:], [][]byte{other, claims}, true},
+		{"no token verified", alice[:], nil, false},
+		{"another subject's token", alice[:], [][]byte{other}, false},
+		{"zero identity", make([]byte, abi.IdentitySize), [][]byte{claims}, false},
+		{"short return", alice[:5], [][]byte{claims}, false},
+		{"claims not JSON", alice[:], [][]byte{[]byte("{")}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := verifiedIdentity(tc.ret, tc.verified)
+			if (got != nil) != tc.want {
+				t.Fatalf("verifiedIdentity = %+v, want found=%v", got, tc.want)
+			}
+			if got != nil && (got.Identity != alice || got.Subject != "alice") {
+				t.Fatalf("verifiedIdentity = %+v", got)
+			}
+		})
+	}
+}
