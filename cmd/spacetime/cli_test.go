@@ -318,7 +318,8 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("describe", func(t *testing.T) {
 		out, _ := base.ok("describe")
-		for _, want := range []string{"Database secure_app", "table Post", "create_post(content: String)", "auth(token: String) -> IdentityId", "grant_access Post to public;"} {
+		for _, want := range []string{"Database secure_app", "table Post", "create_post(content: String)", "auth(token: String) -> IdentityId", "grant_access Post to public;",
+			"table identity (system table: the host writes it, the module reads it)", "last_seen"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("describe lacks %q:\n%s", want, out)
 			}
@@ -328,11 +329,14 @@ func TestEndToEnd(t *testing.T) {
 			Database string `json:"database"`
 			Module   struct {
 				Tables []struct {
-					Name string `json:"name"`
+					Name   string `json:"name"`
+					System bool   `json:"system"`
 				} `json:"tables"`
 			} `json:"module"`
 		}
-		if err := json.Unmarshal([]byte(out), &d); err != nil || d.Database != "secure_app" || len(d.Module.Tables) != 2 {
+		// The module's User and Post, then the host's identity system table.
+		if err := json.Unmarshal([]byte(out), &d); err != nil || d.Database != "secure_app" || len(d.Module.Tables) != 3 ||
+			d.Module.Tables[1].Name != "Post" || d.Module.Tables[2].Name != "identity" || !d.Module.Tables[2].System {
 			t.Errorf("describe --json = %s (%v)", out, err)
 		}
 	})

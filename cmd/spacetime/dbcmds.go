@@ -517,7 +517,11 @@ func cmdDescribe(ctx context.Context, a *app, args []string) error {
 		return nil
 	}
 	for _, t := range s.Module.Tables {
-		fmt.Fprintf(w, "\ntable %s\n", t.Name)
+		if t.System {
+			fmt.Fprintf(w, "\ntable %s (system table: the host writes it, the module reads it)\n", t.Name)
+		} else {
+			fmt.Fprintf(w, "\ntable %s\n", t.Name)
+		}
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		for _, col := range t.Columns {
 			var attrs []string
