@@ -6,6 +6,9 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -22,6 +25,7 @@ import (
 type serverFlags struct {
 	listen, dataDir, config *string
 	verbose                 *bool
+	pprof                   *string
 }
 
 func (a *app) serverFlags(fs interface {
@@ -32,11 +36,12 @@ func (a *app) serverFlags(fs interface {
 	if listen == "" {
 		listen = server.DefaultListenAddr
 	}
-	f := serverFlags{listen: new(string), config: new(string), verbose: new(bool)}
+	f := serverFlags{listen: new(string), config: new(string), verbose: new(bool), pprof: new(string)}
 	fs.StringVar(f.listen, "listen", listen, "the address to listen on (env SPACETIME_LISTEN)")
 	f.dataDir = a.dataDirFlag(fs.StringVar)
 	fs.StringVar(f.config, "config", "", "a TOML config file (trusted token issuers and more; see DESIGN.md, \"Config contract\")")
 	fs.BoolVar(f.verbose, "verbose", verboseDefault, "log every request and event of the server")
+	fs.StringVar(f.pprof, "pprof", "", "serve Go's profiler (/debug/pprof/) on this separate address, such as 127.0.0.1:6060; never expose it")
 	return f
 }
 
@@ -65,7 +70,32 @@ func (a *app) startServer(ctx context.Context, f serverFlags, logOut io.Writer) 
 		s.Close(context.WithoutCancel(ctx))
 		return nil, err
 	}
+	if *f.pprof != "" {
+		if err := servePprof(*f.pprof, logger); err != nil {
+			s.Close(context.WithoutCancel(ctx))
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// servePprof serves the profiler on its own listener, apart from the API,
+// for the life of the process (spacetime-loadgen suite profiles the server
+// through it).
+func servePprof(addr string, logger *slog.Logger) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--pprof: listening on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	logger.Warn("profiler listening", "addr", l.Addr().String())
+	go http.Serve(l, mux)
+	return nil
 }
 
 func closeServer(ctx context.Context, s *server.Server) error {

@@ -1,0 +1,251 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// CallConfig is a closed-loop load of reducer calls: each connection keeps
+// InFlight calls outstanding and sends the next as soon as one is answered.
+type CallConfig struct {
+	Target
+	// Connections is the number of WebSockets.
+	Connections int `json:"connections"`
+	// InFlight is the number of calls outstanding per connection. The server
+	// handles a connection's messages one at a time, so more than one only
+	// queues calls in the socket.
+	InFlight int `json:"in_flight"`
+	// Reducer is the reducer to call.
+	Reducer string `json:"reducer"`
+	// Args is the JSON array of arguments; {conn} is replaced by the
+	// connection's number and {seq} by the call's.
+	Args string `json:"args"`
+	// Warmup runs before the measurement and is not counted.
+	Warmup time.Duration `json:"warmup_ns"`
+	// Duration is how long to measure. Ignored when Calls is set.
+	Duration time.Duration `json:"duration_ns"`
+	// Calls, when positive, sends exactly this many calls in all (no
+	// warmup) and measures them all.
+	Calls int `json:"calls,omitempty"`
+	// DialConcurrency bounds the handshakes in progress (default 32).
+	DialConcurrency int `json:"-"`
+}
+
+// CallResult is what RunCalls measured.
+type CallResult struct {
+	Config CallConfig `json:"config"`
+	// Committed and Failed count the answers in the measured window.
+	Committed int64 `json:"committed"`
+	Failed    int64 `json:"failed"`
+	// FirstError is the first failed call's message.
+	FirstError string `json:"first_error,omitempty"`
+	// Elapsed is the measured window.
+	Elapsed time.Duration `json:"elapsed_ns"`
+	// PerSecond is Committed / Elapsed.
+	PerSecond float64 `json:"calls_per_second"`
+	// Latency runs from sending a CallReducer to reading its ReducerResult
+	// (committed calls only: the answer comes once the commit is durable).
+	Latency Latency `json:"latency"`
+}
+
+func (r *CallResult) String() string {
+	s := fmt.Sprintf("%d connections x %d in flight, %s: %.0f calls/s (%d committed, %d failed in %.2fs); latency %s",
+		r.Config.Connections, r.Config.InFlight, r.Config.Reducer, r.PerSecond, r.Committed, r.Failed, r.Elapsed.Seconds(), r.Latency)
+	if r.FirstError != "" {
+		s += "\n  first error: " + r.FirstError
+	}
+	return s
+}
+
+// callConn is one connection of a call load. The sender and the reader
+// share only atomics: the network orders them, which the race detector
+// cannot see.
+type callConn struct {
+	ws      *websocket.Conn
+	n       int
+	slots   chan struct{}
+	sent    []atomic.Int64 // send time (unix ns) by request_id & mask
+	mask    uint32
+	pending atomic.Int64
+	samples []time.Duration
+	readErr error       // the reader's, read after it ends
+	sendErr error       // the sender's, read after it ends
+	broken  atomic.Bool // either failed
+}
+
+// RunCalls opens the connections, runs the load and closes them.
+func RunCalls(ctx context.Context, cfg CallConfig) (*CallResult, error) {
+	if cfg.Connections < 1 || cfg.InFlight < 1 {
+		return nil, fmt.Errorf("loadgen: need at least one connection and one call in flight (got %d and %d)", cfg.Connections, cfg.InFlight)
+	}
+	if cfg.Reducer == "" {
+		return nil, errors.New("loadgen: no reducer to call")
+	}
+	if cfg.Args == "" {
+		cfg.Args = "[]"
+	}
+	if cfg.Calls <= 0 && cfg.Duration <= 0 {
+		return nil, errors.New("loadgen: give a duration or a number of calls")
+	}
+	if cfg.DialConcurrency <= 0 {
+		cfg.DialConcurrency = 32
+	}
+	wss, err := dialAll(ctx, cfg.Target, cfg.Connections, cfg.DialConcurrency)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(wss)
+
+	ring := uint32(1)
+	for ring < uint32(cfg.InFlight)*2 {
+		ring <<= 1
+	}
+	conns := make([]*callConn, len(wss))
+	for i, ws := range wss {
+		conns[i] = &callConn{ws: ws, n: i, slots: make(chan struct{}, cfg.InFlight), sent: make([]atomic.Int64, ring), mask: ring - 1}
+		for range cfg.InFlight {
+			conns[i].slots <- struct{}{}
+		}
+	}
+
+	var (
+		windowStart, windowEnd atomic.Int64 // unix ns; answers in [start, end) count
+		nCommitted, nFailed    atomic.Int64
+		budget                 atomic.Int64 // calls left to send (Calls mode)
+		stop                   = make(chan struct{})
+		firstErr               struct {
+			sync.Mutex
+			s string
+		}
+	)
+	windowEnd.Store(1<<63 - 1)
+	if cfg.Calls > 0 {
+		budget.Store(int64(cfg.Calls))
+		windowStart.Store(time.Now().UnixNano())
+	} else {
+		windowStart.Store(time.Now().Add(cfg.Warmup).UnixNano())
+	}
+
+	var readers, senders sync.WaitGroup
+	for _, c := range conns {
+		readers.Go(func() {
+			for {
+				_, data, err := c.ws.ReadMessage()
+				if err != nil {
+					select {
+					case <-stop:
+					default:
+						c.readErr = fmt.Errorf("loadgen: connection %d: %w", c.n, err)
+						c.broken.Store(true)
+					}
+					return
+				}
+				if !isResult(data) {
+					continue
+				}
+				now := time.Now().UnixNano()
+				id, ok := uintAfter(data, keyRequestID)
+				if !ok {
+					c.readErr = fmt.Errorf("loadgen: connection %d: a ReducerResult without request_id: %.200s", c.n, data)
+					c.broken.Store(true)
+					return
+				}
+				sent := c.sent[uint32(id)&c.mask].Load()
+				if now >= windowStart.Load() && now < windowEnd.Load() {
+					if committed(data) {
+						nCommitted.Add(1)
+						c.samples = append(c.samples, time.Duration(now-sent))
+					} else {
+						if nFailed.Add(1) == 1 {
+							firstErr.Lock()
+							firstErr.s = resultError(data)
+							firstErr.Unlock()
+						}
+					}
+				}
+				c.pending.Add(-1)
+				c.slots <- struct{}{}
+			}
+		})
+		senders.Go(func() {
+			var buf []byte
+			var id uint32
+			for {
+				select {
+				case <-stop:
+					return
+				case <-ctx.Done():
+					return
+				case <-c.slots:
+				}
+				if cfg.Calls > 0 && budget.Add(-1) < 0 {
+					return
+				}
+				id++
+				buf = callMessage(buf[:0], id, cfg.Reducer, cfg.Args, c.n, uint64(id))
+				c.sent[id&c.mask].Store(time.Now().UnixNano())
+				c.pending.Add(1)
+				if err := c.ws.WriteMessage(websocket.TextMessage, buf); err != nil {
+					c.sendErr = fmt.Errorf("loadgen: connection %d: sending: %w", c.n, err)
+					c.broken.Store(true)
+					return
+				}
+			}
+		})
+	}
+
+	// Wait for the end of the window (or of the budget), then for the
+	// calls still outstanding.
+	if cfg.Calls > 0 {
+		senders.Wait()
+		waitPending(conns, 30*time.Second)
+		windowEnd.Store(time.Now().UnixNano())
+	} else {
+		select {
+		case <-time.After(time.Until(time.Unix(0, windowStart.Load()).Add(cfg.Duration))):
+		case <-ctx.Done():
+		}
+		windowEnd.Store(time.Now().UnixNano())
+	}
+	close(stop)
+	senders.Wait()
+	waitPending(conns, 10*time.Second)
+	// The readers end when the connections close.
+	closeAll(wss)
+	readers.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	res := &CallResult{Config: cfg, Committed: nCommitted.Load(), Failed: nFailed.Load(), FirstError: firstErr.s}
+	res.Elapsed = time.Duration(windowEnd.Load() - windowStart.Load())
+	if res.Elapsed > 0 {
+		res.PerSecond = float64(res.Committed) / res.Elapsed.Seconds()
+	}
+	var all []time.Duration
+	var errs []error
+	for _, c := range conns {
+		all = append(all, c.samples...)
+		errs = append(errs, c.readErr, c.sendErr)
+	}
+	res.Latency = summarize(all)
+	return res, errors.Join(errs...)
+}
+
+func isResult(data []byte) bool { return bytes.HasPrefix(data, prefixResult) }
+
+// waitPending waits until every connection's calls are answered, or d.
+func waitPending(conns []*callConn, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for _, c := range conns {
+		for c.pending.Load() > 0 && !c.broken.Load() && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
