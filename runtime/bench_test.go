@@ -185,7 +185,7 @@ func BenchmarkInsertRow(b *testing.B) {
 		call(b, benchDatabase(b, buildGuest(b, sdkTestModule)), "incr", func(i int) []byte { return str(fmt.Sprint("k-", i)) })
 	})
 	b.Run("table=Counter/impl=go-nodeadline", func(b *testing.B) {
-		rt, err := New(ctx, func(c *config) { c.noCloseOnDone = true })
+		rt, err := New(ctx, func(c *config) { c.closeOnDone = false })
 		if err != nil {
 			b.Fatal(err)
 		}

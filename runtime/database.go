@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,8 +46,12 @@ type version struct {
 // publish) and runs the module's init reducer, if it has one. If init fails,
 // the database is dropped again and the error returned.
 func (r *Runtime) CreateDatabase(ctx context.Context, st *store.Store, name string, mod *Module, opts ...DatabaseOption) (*Database, error) {
+	if err := mod.acquire(); err != nil {
+		return nil, err
+	}
 	sdb, err := st.CreateDatabase(ctx, name, mod.def.Tables)
 	if err != nil {
+		mod.release(ctx)
 		return nil, fmt.Errorf("runtime: creating database %s: %w", name, err)
 	}
 	d := r.newDatabase(sdb, mod, opts)
@@ -72,14 +77,19 @@ func (r *Runtime) OpenDatabase(ctx context.Context, st *store.Store, name string
 	if err := applySchema(ctx, sdb, mod.def); err != nil {
 		return nil, err
 	}
+	if err := mod.acquire(); err != nil {
+		return nil, err
+	}
 	return r.newDatabase(sdb, mod, opts), nil
 }
 
 func (r *Runtime) newDatabase(sdb *store.Database, mod *Module, opts []DatabaseOption) *Database {
-	cfg := dbConfig{verifier: r.cfg.verifier, deadline: r.cfg.deadline}
+	cfg := dbConfig{verifier: r.cfg.verifier, deadline: r.cfg.deadline, energy: r.cfg.energy,
+		memoryPages: r.cfg.memoryPages, maxCallDepth: r.cfg.maxCallDepth}
 	for _, o := range opts {
 		o(&cfg)
 	}
+	cfg.memoryPages = min(cfg.memoryPages, r.cfg.memoryPages)
 	d := &Database{rt: r, st: sdb, name: sdb.Name(), cfg: cfg, logs: NewLogBuffer(r.cfg.logLines), readOnly: readOnlyTables(sdb)}
 	d.cur.Store(&version{mod: mod})
 	return d
@@ -117,6 +127,9 @@ func (d *Database) Update(ctx context.Context, mod *Module) error {
 	if err := applySchema(ctx, d.st, mod.def); err != nil {
 		return err
 	}
+	if err := mod.acquire(); err != nil {
+		return err
+	}
 	old := d.cur.Swap(&version{mod: mod})
 	old.retire(ctx)
 	return nil
@@ -125,10 +138,14 @@ func (d *Database) Update(ctx context.Context, mod *Module) error {
 func (v *version) retire(ctx context.Context) {
 	v.mu.Lock()
 	idle := v.idle
+	wasGone := v.gone
 	v.idle, v.gone = nil, true
 	v.mu.Unlock()
 	for _, inst := range idle {
 		inst.close(ctx)
+	}
+	if !wasGone {
+		v.mod.release(ctx)
 	}
 }
 
@@ -195,6 +212,8 @@ type CallRequest struct {
 	Claims []byte
 	// Timeout overrides the database's deadline for this call.
 	Timeout time.Duration
+	// Energy overrides the database's energy budget for this call.
+	Energy int64
 }
 
 // CallResult is a committed call.
@@ -205,6 +224,9 @@ type CallResult struct {
 	Return []byte
 	// Duration is the time spent in the guest.
 	Duration time.Duration
+	// Energy is the fuel the call used: one unit per wasm instruction
+	// executed, deterministic for given module, arguments and database state.
+	Energy uint64
 	// Verified is set after a successful auth reducer whose returned identity
 	// comes from a token jwt_verify accepted during the call; its row in the
 	// identity system table was written in the same transaction.
@@ -212,9 +234,9 @@ type CallResult struct {
 }
 
 // Call runs a reducer as one transaction. The error is a *ReducerError
-// (ErrReducerFailed) when the reducer itself failed; ErrTrap or ErrDeadline
-// when it was stopped; ErrNoSuchReducer or ErrInvalidArguments when it did
-// not run. In every failure nothing of the transaction is kept.
+// (ErrReducerFailed) when the reducer itself failed; ErrTrap, ErrDeadline,
+// ErrOutOfEnergy, ErrCallDepth or ErrMemoryLimit when it was stopped;
+// ErrNoSuchReducer or ErrInvalidArguments when it did not run. In every failure nothing of the transaction is kept.
 func (d *Database) Call(ctx context.Context, req CallRequest) (*CallResult, error) {
 	v := d.cur.Load()
 	id, ok := v.mod.reducers[req.Reducer]
@@ -263,19 +285,25 @@ func (d *Database) run(ctx context.Context, v *version, id uint32, req CallReque
 	if timeout <= 0 {
 		timeout = d.cfg.deadline
 	}
+	budget := req.Energy
+	if budget <= 0 {
+		budget = d.cfg.energy
+	}
 
+	// The instance first: making one may take milliseconds (instantiate,
+	// _initialize), which must not be spent holding the writer slot.
+	inst, err := v.get(ctx, d)
+	if err != nil {
+		return nil, fmt.Errorf("runtime: database %s: %w", d.name, err)
+	}
 	tx, err := d.st.Begin(ctx)
 	if err != nil {
+		v.put(ctx, inst, d.rt.cfg.maxIdle)
 		return nil, fmt.Errorf("runtime: database %s: starting a transaction: %w", d.name, err)
 	}
 	// Whatever happens below, even a panic outside the guest, the writer
 	// slot is released; Rollback does nothing after Commit.
 	defer tx.Rollback()
-	inst, err := v.get(ctx, d)
-	if err != nil {
-		tx.Rollback()
-		return nil, fmt.Errorf("runtime: database %s: %w", d.name, err)
-	}
 
 	inst.beginCall(rd.Name, req.Caller, ts.UnixMicro())
 	c := &inst.call
@@ -284,9 +312,16 @@ func (d *Database) run(ctx context.Context, v *version, id uint32, req CallReque
 	c.Claims = req.Claims
 	c.Verifier = d.cfg.verifier
 	c.ReadOnly = d.readOnly
-	args, _ := c.NewSource(req.Args)
-	ret, _ := c.NewSink(0)
-	errSink, _ := c.NewSink(maxErrorMessage)
+	args, err1 := c.NewSource(req.Args)
+	ret, err2 := c.NewSink(0)
+	errSink, err3 := c.NewSink(maxErrorMessage)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		inst.endCall()
+		tx.Rollback()
+		v.put(ctx, inst, d.rt.cfg.maxIdle)
+		return nil, fmt.Errorf("runtime: database %s: opening the handles of call %s: %w", d.name, rd.Name, err)
+	}
+	inst.setBudget(budget, d.cfg.maxCallDepth)
 
 	w0, w1, w2, w3 := req.Caller.Words()
 	cw0, cw1 := req.Connection.Words()
@@ -301,6 +336,7 @@ func (d *Database) run(ctx context.Context, v *version, id uint32, req CallReque
 	elapsed := time.Since(start)
 	ctxErr := callCtx.Err()
 	cancel()
+	energy, overspent := inst.used(budget)
 	result := abi.CallResult(int32(uint32(s[0])))
 	retBytes := c.SinkBytes(ret)
 	errBytes := c.SinkBytes(errSink)
@@ -310,10 +346,14 @@ func (d *Database) run(ctx context.Context, v *version, id uint32, req CallReque
 	// A deadline that fired as the guest returned may already have closed
 	// the module (wazero's watchdog): treat the call as stopped, and never
 	// pool the instance.
-	if callErr != nil || ctxErr != nil {
+	if callErr != nil || ctxErr != nil || overspent {
 		tx.Rollback()
+		var limit error
+		if callErr != nil || overspent {
+			limit = inst.limitHit(budget, d.cfg.maxCallDepth)
+		}
 		inst.close(context.WithoutCancel(ctx))
-		return nil, d.stopped(rd.Name, callErr, ctxErr, ctx.Err(), timeout, elapsed)
+		return nil, d.stopped(rd.Name, callErr, ctxErr, ctx.Err(), limit, timeout, elapsed, energy)
 	}
 	switch result {
 	case abi.CallCommitted:
@@ -355,13 +395,31 @@ func (d *Database) run(ctx context.Context, v *version, id uint32, req CallReque
 	if rd.Return == nil {
 		retBytes = nil
 	}
-	return &CallResult{Commit: commit, Return: retBytes, Duration: elapsed, Verified: vi}, nil
+	return &CallResult{Commit: commit, Return: retBytes, Duration: elapsed, Verified: vi, Energy: energy}, nil
 }
 
 // stopped builds the error of a call the guest did not finish.
-func (d *Database) stopped(reducer string, callErr, callCtxErr, parentErr error, timeout, elapsed time.Duration) error {
+func (d *Database) stopped(reducer string, callErr, callCtxErr, parentErr, limit error, timeout, elapsed time.Duration, energy uint64) error {
 	log := d.rt.cfg.logger
+	if limit == nil && callErr != nil && strings.Contains(callErr.Error(), "stack overflow") {
+		// wazero's own ceiling, when depth is not counted.
+		limit = fmt.Errorf("%w: the host's call stack overflowed", ErrCallDepth)
+	}
 	switch {
+	case limit != nil:
+		log.Warn("reducer stopped at a limit", "database", d.name, "reducer", reducer, "limit", limit, "energy", energy, "elapsed", elapsed)
+		d.logs.ModuleLog(abi.LogError, reducer, abi.Identity{}, "stopped: "+limit.Error())
+		switch {
+		case errors.Is(limit, ErrOutOfEnergy):
+			return fmt.Errorf("reducer %s ran out of energy and was stopped; nothing it wrote was kept. Energy counts wasm instructions and is the deterministic deadline of a call: make the reducer do less per call, or raise the budget (runtime.WithEnergyBudget, WithDatabaseEnergyBudget, CallRequest.Energy): %w",
+				reducer, limit)
+		case errors.Is(limit, ErrCallDepth):
+			return fmt.Errorf("%w: reducer %s was stopped: %w (unbounded recursion?); nothing it wrote was kept and the instance was discarded; raise the limit with runtime.WithMaxCallDepth or WithDatabaseMaxCallDepth",
+				ErrTrap, reducer, limit)
+		default:
+			return fmt.Errorf("%w: reducer %s trapped: %w; nothing it wrote was kept and the instance was discarded; use less memory per call or raise the limit (runtime.WithDatabaseMemoryLimitPages): %w",
+				ErrTrap, reducer, limit, callErr)
+		}
 	case parentErr != nil:
 		log.Info("reducer call cancelled", "database", d.name, "reducer", reducer, "elapsed", elapsed)
 		return fmt.Errorf("runtime: reducer %s was stopped because its caller went away; nothing it wrote was kept: %w", reducer, parentErr)

@@ -302,10 +302,10 @@ func TestSDKModule(t *testing.T) {
 		}
 	})
 
-	t.Run("deadline stops an infinite loop", func(t *testing.T) {
+	t.Run("energy stops an infinite loop", func(t *testing.T) {
 		start := time.Now()
-		_, err := db.Call(ctx, CallRequest{Reducer: "infinite_loop", Timeout: 100 * time.Millisecond})
-		if !errors.Is(err, ErrDeadline) || !errors.Is(err, context.DeadlineExceeded) {
+		_, err := db.Call(ctx, CallRequest{Reducer: "infinite_loop", Energy: 100_000_000})
+		if !errors.Is(err, ErrOutOfEnergy) || !errors.Is(err, ErrDeadline) || !strings.Contains(err.Error(), "100000000 units") {
 			t.Fatalf("err = %v", err)
 		}
 		if el := time.Since(start); el > 2*time.Second {

@@ -37,6 +37,22 @@ var (
 	// ErrDeadline: the call ran past its deadline and was stopped. Errors
 	// that wrap it also wrap context.DeadlineExceeded.
 	ErrDeadline = errors.New("reducer deadline exceeded")
+	// ErrOutOfEnergy: the call used all of its energy budget (one unit per
+	// wasm instruction) and was stopped; nothing it wrote was kept. Energy is
+	// the deterministic deadline of a call, so errors that wrap it also wrap
+	// ErrDeadline.
+	ErrOutOfEnergy = errors.New("out of energy")
+	// ErrCallDepth: wasm calls nested deeper than the call depth limit (a
+	// runaway recursion). Errors that wrap it also wrap ErrTrap.
+	ErrCallDepth = errors.New("call stack too deep")
+	// ErrMemoryLimit: the module needs more memory than its database's
+	// limit, or trapped with its memory at the limit. Errors that wrap it
+	// also wrap ErrTrap or ErrInvalidModule.
+	ErrMemoryLimit = errors.New("memory limit reached")
+	// ErrModuleLimit: the module's shape (functions, code size, tables,
+	// data, compile time) is over a limit. Errors that wrap it also wrap
+	// ErrInvalidModule.
+	ErrModuleLimit = errors.New("module over a limit")
 	// ErrBadReturn: the reducer's return value does not match its declared type.
 	ErrBadReturn = errors.New("reducer returned a value of the wrong type")
 	// ErrSchemaChange: a new module version changes an existing table;

@@ -11,10 +11,12 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/spacetime-go/spacetime/abi"
 	"github.com/spacetime-go/spacetime/hostfuncs"
+	"github.com/spacetime-go/spacetime/runtime/internal/fuel"
 )
 
 // instance is one instantiated copy of a module, used by one call at a time.
@@ -27,6 +29,11 @@ type instance struct {
 	descFn api.Function
 	call   hostfuncs.Call
 	stack  [11]uint64
+	// fuel and depth are the metering's globals (package fuel); nil when
+	// the module is not metered (benchmarks) or has no depth counter.
+	fuel, depth api.MutableGlobal
+	// memLimit is this instance's memory limit in pages.
+	memLimit uint32
 
 	// The guest's clocks: wall time is the call's timestamp plus the
 	// monotonic time elapsed in the call, and every reading advances the
@@ -48,11 +55,21 @@ type instance struct {
 // runs _initialize.
 func (m *Module) newInstance(ctx context.Context, db *Database) (*instance, error) {
 	r := m.rt
-	inst := &instance{mod: m, rng: rand.NewChaCha8([32]byte{})}
+	inst := &instance{mod: m, rng: rand.NewChaCha8([32]byte{}), memLimit: r.cfg.memoryPages}
 	inst.call.Limits = r.cfg.limits
 	if db != nil {
 		inst.call.DB = db.st
 		inst.call.Log = db.logs
+		if p := db.cfg.memoryPages; p > 0 && p < inst.memLimit {
+			inst.memLimit = p
+			// wazero's page limit is per runtime; a database's own, lower,
+			// limit is its memory allocator refusing to grow.
+			ctx = experimental.WithMemoryAllocator(ctx, memoryLimit(uint64(p)*pageSize))
+		}
+		if m.memMinPages > inst.memLimit {
+			return nil, fmt.Errorf("%w: the module's memory starts at %d pages (%d MiB), more than database %s's limit of %d pages (%d MiB); raise it with runtime.WithDatabaseMemoryLimitPages",
+				ErrMemoryLimit, m.memMinPages, m.memMinPages/16, db.name, inst.memLimit, inst.memLimit/16)
+		}
 	}
 	inst.stdout = lineWriter{inst: inst, level: abi.LogInfo}
 	inst.stderr = lineWriter{inst: inst, level: abi.LogError}
@@ -77,10 +94,17 @@ func (m *Module) newInstance(ctx context.Context, db *Database) (*instance, erro
 	inst.wm = wm
 	inst.callFn = wm.ExportedFunction(abi.ExportCallReducer)
 	inst.descFn = wm.ExportedFunction(abi.ExportDescribeModule)
+	if m.metered {
+		inst.fuel = wm.ExportedGlobal(fuel.FuelGlobal).(api.MutableGlobal)
+		if m.depth {
+			inst.depth = wm.ExportedGlobal(fuel.DepthGlobal).(api.MutableGlobal)
+		}
+	}
 	if m.hasInitialize {
 		sctx, cancel := context.WithTimeout(ctx, r.cfg.setupTimeout)
 		defer cancel()
 		inst.beginCall("_initialize", abi.Identity{}, 0)
+		inst.setBudget(r.cfg.setupEnergy, r.cfg.maxCallDepth)
 		_, err := wm.ExportedFunction(abi.ExportInitialize).Call(hostfuncs.WithCall(sctx, &inst.call))
 		inst.endCall()
 		if err != nil {
@@ -88,11 +112,87 @@ func (m *Module) newInstance(ctx context.Context, db *Database) (*instance, erro
 			if sctx.Err() != nil {
 				return nil, fmt.Errorf("%w: _initialize ran past %s and was stopped: %w: %w", ErrInvalidModule, r.cfg.setupTimeout, ErrDeadline, context.DeadlineExceeded)
 			}
+			if why := inst.limitHit(r.cfg.setupEnergy, r.cfg.maxCallDepth); why != nil {
+				return nil, fmt.Errorf("%w: _initialize was stopped: %w", ErrInvalidModule, why)
+			}
 			return nil, fmt.Errorf("%w: _initialize trapped: %w", ErrInvalidModule, err)
 		}
 	}
 	return inst, nil
 }
+
+const pageSize = 65536
+
+// setBudget sets the fuel and call depth of the next call.
+func (inst *instance) setBudget(energy int64, depth uint32) {
+	if inst.fuel != nil {
+		inst.fuel.Set(uint64(energy))
+	}
+	if inst.depth != nil {
+		inst.depth.Set(uint64(depth))
+	}
+}
+
+// used returns the energy spent since setBudget(budget), and whether the
+// call overspent (the fuel went below zero: a fuel trap, or a return from
+// the last unchecked segments with less than nothing left).
+func (inst *instance) used(budget int64) (uint64, bool) {
+	if inst.fuel == nil {
+		return 0, false
+	}
+	left := int64(inst.fuel.Get())
+	if left < 0 {
+		return uint64(budget), true
+	}
+	return uint64(budget - left), false
+}
+
+// limitHit says which limit stopped a trapped call, if one did: the fuel
+// global below zero is a fuel trap (a Go panic's unreachable leaves it at or
+// above zero); the depth global at zero is the depth check; a memory at its
+// limit explains a guest's "out of memory".
+func (inst *instance) limitHit(energy int64, depth uint32) error {
+	if _, out := inst.used(energy); out {
+		return fmt.Errorf("%w: it used all of its %d units: %w", ErrOutOfEnergy, energy, ErrDeadline)
+	}
+	if inst.depth != nil && inst.depth.Get() == 0 {
+		return fmt.Errorf("%w: calls nested deeper than %d", ErrCallDepth, depth)
+	}
+	if mem := inst.wm.Memory(); mem != nil && uint64(mem.Size()) >= uint64(inst.memLimit)*pageSize {
+		return fmt.Errorf("%w: its memory reached the limit of %d pages (%d MiB)", ErrMemoryLimit, inst.memLimit, inst.memLimit/16)
+	}
+	return nil
+}
+
+// memoryLimit is a memory allocator that refuses to grow past its size in
+// bytes, so memory.grow returns -1 there.
+type memoryLimit uint64
+
+func (l memoryLimit) Allocate(capacity, maxBytes uint64) experimental.LinearMemory {
+	return &linearMemory{limit: min(uint64(l), maxBytes)}
+}
+
+type linearMemory struct {
+	buf   []byte
+	limit uint64
+}
+
+func (m *linearMemory) Reallocate(size uint64) []byte {
+	if size > m.limit {
+		return nil
+	}
+	if size <= uint64(cap(m.buf)) {
+		// Memory never shrinks, so the bytes past len are still zero.
+		m.buf = m.buf[:size]
+		return m.buf
+	}
+	grown := make([]byte, size, min(max(size, 2*uint64(cap(m.buf))), m.limit))
+	copy(grown, m.buf)
+	m.buf = grown
+	return grown
+}
+
+func (m *linearMemory) Free() { m.buf = nil }
 
 func (inst *instance) close(ctx context.Context) { inst.wm.Close(ctx) }
 
@@ -216,9 +316,13 @@ func (inst *instance) describe(ctx context.Context) ([]byte, error) {
 		return nil, err
 	}
 	inst.stack[0] = uint64(sink)
+	inst.setBudget(r.cfg.setupEnergy, r.cfg.maxCallDepth)
 	if err := inst.descFn.CallWithStack(hostfuncs.WithCall(sctx, &inst.call), inst.stack[:]); err != nil {
 		if sctx.Err() != nil {
 			return nil, fmt.Errorf("%w: __describe_module__ ran past %s and was stopped: %w: %w", ErrInvalidModule, r.cfg.setupTimeout, ErrDeadline, context.DeadlineExceeded)
+		}
+		if why := inst.limitHit(r.cfg.setupEnergy, r.cfg.maxCallDepth); why != nil {
+			return nil, fmt.Errorf("%w: __describe_module__ was stopped: %w", ErrInvalidModule, why)
 		}
 		return nil, fmt.Errorf("%w: __describe_module__ trapped: %w", ErrInvalidModule, err)
 	}

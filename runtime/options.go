@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/spacetime-go/spacetime/hostfuncs"
+	"github.com/spacetime-go/spacetime/runtime/internal/fuel"
 )
 
 // Defaults of the runtime's limits.
@@ -17,7 +18,33 @@ const (
 	DefaultMaxArgsBytes     = 1 << 20
 	DefaultMaxIdle          = 2
 	DefaultLogLines         = 10_000
+	// DefaultEnergyBudget is a reducer call's fuel: one unit per wasm
+	// instruction executed. 1e9 units measured about 130 ms of a Go guest's
+	// code, and 1.5 s of the worst case, a loop of one instruction
+	// (BENCHMARKS.md, "Metering").
+	DefaultEnergyBudget = 1_000_000_000
+	// DefaultSetupEnergy bounds _initialize and __describe_module__ (a Go
+	// guest's _initialize takes well under 1% of it).
+	DefaultSetupEnergy = 1_000_000_000
+	// DefaultMaxCallDepth bounds how deep wasm calls nest. Go guests keep
+	// one wasm frame per Go frame; 50,000 is far beyond ordinary code and
+	// keeps the host stack of a runaway recursion to a few MiB (wazero's own
+	// ceiling lets it reach about 160 MiB).
+	DefaultMaxCallDepth = 50_000
+	// DefaultCompileTimeout bounds compiling one module (a Go guest takes
+	// about 0.6 s of CPU).
+	DefaultCompileTimeout = time.Minute
+	// DefaultMaxIdleModules is how many compiled modules no database uses
+	// are kept, in case the same bytes are published again.
+	DefaultMaxIdleModules = 4
 )
+
+// ModuleLimits bound the shape of an uploaded module (functions, body
+// sizes, locals, nesting, tables, data); zero fields take their defaults.
+type ModuleLimits = fuel.Limits
+
+// DefaultModuleLimits are the module shape limits used when none are set.
+var DefaultModuleLimits = fuel.DefaultLimits
 
 type config struct {
 	cacheDir       string
@@ -32,22 +59,36 @@ type config struct {
 	verifier       hostfuncs.TokenVerifier
 	logger         *slog.Logger
 	compileWorkers int
-	// noCloseOnDone turns deadlines off; only benchmarks use it, to measure
-	// what WithCloseOnContextDone costs.
-	noCloseOnDone bool
+	energy         int64
+	setupEnergy    int64
+	maxCallDepth   uint32
+	compileTimeout time.Duration
+	maxIdleModules int
+	moduleLimits   ModuleLimits
+	// closeOnDone turns on wazero's WithCloseOnContextDone (see
+	// WithCloseOnContextDone).
+	closeOnDone bool
+	// noMetering compiles modules as uploaded; only benchmarks use it, to
+	// measure what metering costs.
+	noMetering bool
 }
 
 func defaultConfig() config {
 	return config{
-		maxModuleSize: DefaultMaxModuleSize,
-		memoryPages:   DefaultMemoryLimitPages,
-		deadline:      DefaultDeadline,
-		setupTimeout:  DefaultSetupTimeout,
-		maxArgs:       DefaultMaxArgsBytes,
-		maxIdle:       DefaultMaxIdle,
-		logLines:      DefaultLogLines,
-		limits:        hostfuncs.DefaultLimits,
-		logger:        slog.New(slog.DiscardHandler),
+		maxModuleSize:  DefaultMaxModuleSize,
+		memoryPages:    DefaultMemoryLimitPages,
+		deadline:       DefaultDeadline,
+		setupTimeout:   DefaultSetupTimeout,
+		maxArgs:        DefaultMaxArgsBytes,
+		maxIdle:        DefaultMaxIdle,
+		logLines:       DefaultLogLines,
+		energy:         DefaultEnergyBudget,
+		setupEnergy:    DefaultSetupEnergy,
+		maxCallDepth:   DefaultMaxCallDepth,
+		compileTimeout: DefaultCompileTimeout,
+		maxIdleModules: DefaultMaxIdleModules,
+		limits:         hostfuncs.DefaultLimits,
+		logger:         slog.New(slog.DiscardHandler),
 		// Half the CPUs: compiling a Go guest takes about a second of CPU,
 		// and the other half keeps serving reducers meanwhile.
 		compileWorkers: max(1, goruntime.GOMAXPROCS(0)/2),
@@ -66,12 +107,76 @@ func WithCompilationCacheDir(dir string) Option { return func(c *config) { c.cac
 func WithMaxModuleSize(n int) Option { return func(c *config) { c.maxModuleSize = n } }
 
 // WithMemoryLimitPages bounds the linear memory of every instance, in 64 KiB
-// pages. At the limit memory.grow fails (a Go guest then traps with "out of
-// memory").
+// pages: the default of databases, and the most any database may set
+// ([WithDatabaseMemoryLimitPages]). At the limit memory.grow fails (a Go
+// guest then traps with "out of memory").
 func WithMemoryLimitPages(pages uint32) Option { return func(c *config) { c.memoryPages = pages } }
 
-// WithDeadline sets the default wall-clock deadline of a reducer call.
+// WithDeadline sets the default wall-clock deadline of a reducer call. The
+// guest's computation is bounded by its energy budget; the deadline is
+// checked at every host call that does real work and when the guest returns
+// (and, with [WithCloseOnContextDone], at loop heads).
 func WithDeadline(d time.Duration) Option { return func(c *config) { c.deadline = d } }
+
+// WithEnergyBudget sets the default energy (fuel) of a reducer call: one
+// unit per wasm instruction executed, counted by instrumenting the module
+// at upload. A call that uses it all fails with [ErrOutOfEnergy].
+func WithEnergyBudget(units int64) Option {
+	return func(c *config) {
+		if units > 0 {
+			c.energy = units
+		}
+	}
+}
+
+// WithSetupEnergy sets the energy of _initialize and __describe_module__.
+func WithSetupEnergy(units int64) Option {
+	return func(c *config) {
+		if units > 0 {
+			c.setupEnergy = units
+		}
+	}
+}
+
+// WithMaxCallDepth bounds how deep wasm calls nest in a reducer call; a
+// call that goes deeper fails with [ErrCallDepth].
+func WithMaxCallDepth(n uint32) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.maxCallDepth = n
+		}
+	}
+}
+
+// WithCompileTimeout bounds compiling one uploaded module.
+func WithCompileTimeout(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.compileTimeout = d
+		}
+	}
+}
+
+// WithModuleLimits bounds the shape of uploaded modules; zero fields keep
+// their defaults ([DefaultModuleLimits]).
+func WithModuleLimits(l ModuleLimits) Option { return func(c *config) { c.moduleLimits = l } }
+
+// WithMaxIdleModules sets how many compiled modules that no database uses
+// stay in memory (least recently released are closed first).
+func WithMaxIdleModules(n int) Option {
+	return func(c *config) {
+		if n >= 0 {
+			c.maxIdleModules = n
+		}
+	}
+}
+
+// WithCloseOnContextDone turns on wazero's WithCloseOnContextDone: the
+// guest is also stopped at loop heads when its deadline passes. It is off
+// by default: energy already bounds a call's computation, and
+// FIELD_NOTES/BENCHMARKS measured it at a goroutine per call and loops
+// several times slower (RATIONALE.md, "Runtime").
+func WithCloseOnContextDone(on bool) Option { return func(c *config) { c.closeOnDone = on } }
 
 // WithSetupTimeout bounds _initialize and __describe_module__.
 func WithSetupTimeout(d time.Duration) Option { return func(c *config) { c.setupTimeout = d } }
@@ -120,8 +225,11 @@ func WithLogger(l *slog.Logger) Option {
 type DatabaseOption func(*dbConfig)
 
 type dbConfig struct {
-	verifier hostfuncs.TokenVerifier
-	deadline time.Duration
+	verifier     hostfuncs.TokenVerifier
+	deadline     time.Duration
+	energy       int64
+	memoryPages  uint32
+	maxCallDepth uint32
 }
 
 // WithDatabaseVerifier sets the token verifier of one database (its own
@@ -133,4 +241,34 @@ func WithDatabaseVerifier(v hostfuncs.TokenVerifier) DatabaseOption {
 // WithDatabaseDeadline sets the default deadline of this database's calls.
 func WithDatabaseDeadline(d time.Duration) DatabaseOption {
 	return func(c *dbConfig) { c.deadline = d }
+}
+
+// WithDatabaseEnergyBudget sets the default energy of this database's calls.
+func WithDatabaseEnergyBudget(units int64) DatabaseOption {
+	return func(c *dbConfig) {
+		if units > 0 {
+			c.energy = units
+		}
+	}
+}
+
+// WithDatabaseMemoryLimitPages bounds the memory of this database's
+// instances, in 64 KiB pages; it cannot exceed the runtime's
+// [WithMemoryLimitPages].
+func WithDatabaseMemoryLimitPages(pages uint32) DatabaseOption {
+	return func(c *dbConfig) {
+		if pages > 0 {
+			c.memoryPages = pages
+		}
+	}
+}
+
+// WithDatabaseMaxCallDepth bounds how deep wasm calls nest in this
+// database's calls.
+func WithDatabaseMaxCallDepth(n uint32) DatabaseOption {
+	return func(c *dbConfig) {
+		if n > 0 {
+			c.maxCallDepth = n
+		}
+	}
 }

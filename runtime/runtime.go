@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/spacetime-go/spacetime/abi"
 	"github.com/spacetime-go/spacetime/hostfuncs"
+	"github.com/spacetime-go/spacetime/runtime/internal/fuel"
 )
 
 // Runtime compiles modules and runs their instances. One Runtime serves every
@@ -28,13 +30,17 @@ type Runtime struct {
 
 	mu      sync.Mutex
 	modules map[[32]byte]*moduleEntry
-	closed  bool
+	// idle lists compiled modules no database uses, least recently
+	// released first; beyond cfg.maxIdleModules the oldest is closed.
+	idle   []*moduleEntry
+	closed bool
 }
 
 type moduleEntry struct {
 	done chan struct{}
 	mod  *Module
 	err  error
+	refs int // databases serving mod (guarded by Runtime.mu)
 }
 
 // New creates a Runtime.
@@ -42,6 +48,11 @@ func New(ctx context.Context, opts ...Option) (*Runtime, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
 		o(&cfg)
+	}
+	// Every call opens three handles before the guest runs: its arguments,
+	// return value and error message.
+	if cfg.limits.MaxHandles < 3 {
+		return nil, fmt.Errorf("runtime: a limit of %d open handles is too low: every call needs 3 (arguments, return value, error message); set hostfuncs.Limits.MaxHandles to 3 or more", cfg.limits.MaxHandles)
 	}
 	var (
 		cache wazero.CompilationCache
@@ -57,8 +68,9 @@ func New(ctx context.Context, opts ...Option) (*Runtime, error) {
 	wcfg := wazero.NewRuntimeConfigCompiler().
 		WithCompilationCache(cache).
 		WithMemoryLimitPages(cfg.memoryPages).
-		// Without it a deadline, and even Close, is ignored by a spinning guest.
-		WithCloseOnContextDone(!cfg.noCloseOnDone)
+		// Off by default: fuel bounds the guest's computation, and this costs a
+		// goroutine per call and slows loops several times (RATIONALE.md).
+		WithCloseOnContextDone(cfg.closeOnDone)
 	wz := wazero.NewRuntimeWithConfig(ctx, wcfg)
 	// WASI is instantiated whole, but a guest can only reach the functions it
 	// imports, and validation refuses imports outside abi.WASIImports.
@@ -96,6 +108,12 @@ type Module struct {
 	// hasInitialize: the module exports _initialize (Go c-shared builds do).
 	hasInitialize bool
 	compileTime   time.Duration
+	// metered: the compiled code counts fuel in __fuel (and call depth in
+	// __depth when depth is set).
+	metered, depth bool
+	// memMinPages is the initial size of the module's memory.
+	memMinPages uint32
+	closed      bool // evicted (guarded by Runtime.mu)
 }
 
 // Hash returns the hex SHA-256 of the module's binary.
@@ -138,15 +156,66 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 	// Detached from ctx: others may wait on this result, so one caller's
 	// cancellation must not become everyone's failure.
 	e.mod, e.err = r.compile(context.WithoutCancel(ctx), hash, wasm)
+	r.mu.Lock()
 	if e.err != nil {
 		// Failures are not cached: the cause may be transient, and the
 		// binary's bytes are what make a retry cheap to refuse again.
-		r.mu.Lock()
 		delete(r.modules, hash)
-		r.mu.Unlock()
+	} else {
+		// Idle until a database takes it.
+		r.idleLocked(context.WithoutCancel(ctx), e)
 	}
+	r.mu.Unlock()
 	close(e.done)
 	return e.mod, e.err
+}
+
+// acquire records that a database serves m; a module only idle modules
+// may be closed.
+func (m *Module) acquire() error {
+	r := m.rt
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.modules[m.hash]
+	if m.closed || e == nil || e.mod != m {
+		return fmt.Errorf("runtime: module %s was released from memory after no database used it; compile it again: %w", m.Hash()[:12], ErrClosed)
+	}
+	e.refs++
+	if i := slices.Index(r.idle, e); i >= 0 {
+		r.idle = slices.Delete(r.idle, i, i+1)
+	}
+	return nil
+}
+
+// release undoes acquire. A module no database serves joins the idle list.
+func (m *Module) release(ctx context.Context) {
+	r := m.rt
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.modules[m.hash]
+	if e == nil || e.mod != m {
+		return
+	}
+	if e.refs--; e.refs == 0 {
+		r.idleLocked(ctx, e)
+	}
+}
+
+// idleLocked puts e on the idle list and closes the oldest idle modules
+// beyond the limit.
+func (r *Runtime) idleLocked(ctx context.Context, e *moduleEntry) {
+	if r.closed {
+		return
+	}
+	r.idle = append(r.idle, e)
+	for len(r.idle) > r.cfg.maxIdleModules {
+		old := r.idle[0]
+		r.idle = r.idle[1:]
+		delete(r.modules, old.mod.hash)
+		old.mod.closed = true
+		old.mod.compiled.Close(ctx)
+		r.cfg.logger.Info("compiled module released", "sha256", old.mod.Hash())
+	}
 }
 
 func (r *Runtime) compile(ctx context.Context, hash [32]byte, wasm []byte) (*Module, error) {
@@ -158,11 +227,16 @@ func (r *Runtime) compile(ctx context.Context, hash [32]byte, wasm []byte) (*Mod
 	if err != nil {
 		return nil, err
 	}
-	compiled, err := r.wz.CompileModule(experimental.WithCompilationWorkers(ctx, r.cfg.compileWorkers), prepared)
-	if err != nil {
-		return nil, fmt.Errorf("%w: it does not compile: %w", ErrInvalidModule, err)
+	if prepared.MemoryMinPages > r.cfg.memoryPages {
+		return nil, fmt.Errorf("%w: %w: the module's memory starts at %d pages (%d MiB) and this host allows at most %d pages (%d MiB) per instance; make the module start smaller or raise the limit (runtime.WithMemoryLimitPages)",
+			ErrInvalidModule, ErrMemoryLimit, prepared.MemoryMinPages, prepared.MemoryMinPages/16, r.cfg.memoryPages, r.cfg.memoryPages/16)
 	}
-	m := &Module{rt: r, hash: hash, size: len(wasm), compiled: compiled}
+	compiled, err := r.compileWasm(ctx, prepared.Wasm)
+	if err != nil {
+		return nil, err
+	}
+	m := &Module{rt: r, hash: hash, size: len(wasm), compiled: compiled,
+		metered: !r.cfg.noMetering, depth: !r.cfg.noMetering && prepared.Depth, memMinPages: prepared.MemoryMinPages}
 	_, m.hasInitialize = compiled.ExportedFunctions()[abi.ExportInitialize]
 	def, err := m.describe(ctx)
 	if err != nil {
@@ -184,11 +258,58 @@ func (r *Runtime) compile(ctx context.Context, hash [32]byte, wasm []byte) (*Mod
 	return m, nil
 }
 
-// prepare is where the binary may be rewritten before compiling, after it
-// has been validated: metering (a fuel counter checked at function entries
-// and loop heads) goes here. It must validate its own output's invariants
-// (FIELD_NOTES: validate the original first, then instrument).
-func (r *Runtime) prepare(wasm []byte) ([]byte, error) { return wasm, nil }
+// prepare decodes every function body, checks the module's shape against
+// the limits, and instruments it with fuel metering (package fuel). It runs
+// after validateWasm and before anything is compiled.
+func (r *Runtime) prepare(wasm []byte) (*fuel.Result, error) {
+	res, err := fuel.Instrument(wasm, fuel.Config{
+		InitialFuel:  r.cfg.setupEnergy,
+		MaxCallDepth: r.cfg.maxCallDepth,
+		Limits:       r.cfg.moduleLimits,
+	})
+	switch {
+	case errors.Is(err, fuel.ErrLimit):
+		return nil, fmt.Errorf("%w: %w: %w (runtime.WithModuleLimits)", ErrInvalidModule, ErrModuleLimit, err)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %w", ErrInvalidModule, err)
+	}
+	if r.cfg.noMetering {
+		res.Wasm = wasm
+	}
+	return res, nil
+}
+
+// compileWasm compiles under the compile timeout. wazero cannot stop a
+// compile midway: one past the limit finishes in the background and is
+// thrown away.
+func (r *Runtime) compileWasm(ctx context.Context, wasm []byte) (wazero.CompiledModule, error) {
+	type result struct {
+		cm  wazero.CompiledModule
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		cm, err := r.wz.CompileModule(experimental.WithCompilationWorkers(ctx, r.cfg.compileWorkers), wasm)
+		ch <- result{cm, err}
+	}()
+	timer := time.NewTimer(r.cfg.compileTimeout)
+	defer timer.Stop()
+	select {
+	case res := <-ch:
+		if res.err != nil {
+			return nil, fmt.Errorf("%w: it does not compile: %w", ErrInvalidModule, res.err)
+		}
+		return res.cm, nil
+	case <-timer.C:
+		go func() {
+			if res := <-ch; res.cm != nil {
+				res.cm.Close(ctx)
+			}
+		}()
+		return nil, fmt.Errorf("%w: %w: compiling the module took longer than %s; make it smaller or raise the limit (runtime.WithCompileTimeout)",
+			ErrInvalidModule, ErrModuleLimit, r.cfg.compileTimeout)
+	}
+}
 
 // describe runs __describe_module__ in a throwaway instance.
 func (m *Module) describe(ctx context.Context) (*abi.ModuleDef, error) {

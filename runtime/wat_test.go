@@ -156,7 +156,7 @@ func TestOutOfBoundsPointersToEveryHostFunction(t *testing.T) {
 }
 
 func TestCallOutcomes(t *testing.T) {
-	db, _ := newWATDatabase(t, WithDeadline(200*time.Millisecond))
+	db, _ := newWATDatabase(t, WithDeadline(200*time.Millisecond), WithEnergyBudget(50_000_000))
 	ctx := context.Background()
 
 	res, err := call(t, db, "insert", u64Args(42))
@@ -193,34 +193,58 @@ func TestCallOutcomes(t *testing.T) {
 		t.Fatalf("after a trap: %v", err)
 	}
 
-	// An infinite loop: stopped at the deadline.
+	// An infinite loop: stopped when its energy runs out.
 	start := time.Now()
 	_, err = call(t, db, "spin", nil)
-	if !errors.Is(err, ErrDeadline) || !errors.Is(err, context.DeadlineExceeded) {
+	if !errors.Is(err, ErrOutOfEnergy) || !errors.Is(err, ErrDeadline) ||
+		!strings.Contains(err.Error(), "out of energy") || !strings.Contains(err.Error(), "50000000 units") ||
+		!strings.Contains(err.Error(), "WithEnergyBudget") {
 		t.Fatalf("spin: err = %v", err)
 	}
-	if el := time.Since(start); el > 2*time.Second {
-		t.Fatalf("spin stopped after %s; deadline 200ms", el)
+	if el := time.Since(start); el > 5*time.Second {
+		t.Fatalf("spin stopped after %s", el)
 	}
-	// A per-call timeout overrides the default.
-	start = time.Now()
-	_, err = db.Call(ctx, CallRequest{Reducer: "spin", Timeout: 20 * time.Millisecond})
-	if !errors.Is(err, ErrDeadline) || time.Since(start) > time.Second {
-		t.Fatalf("spin with 20ms: err = %v after %s", err, time.Since(start))
+	// A per-call budget overrides the default.
+	_, err = db.Call(ctx, CallRequest{Reducer: "spin", Energy: 1000})
+	if !errors.Is(err, ErrOutOfEnergy) || !strings.Contains(err.Error(), "1000 units") {
+		t.Fatalf("spin with 1000 units: err = %v", err)
 	}
 	if _, err := call(t, db, "insert", u64Args(45)); err != nil {
-		t.Fatalf("after a deadline: %v", err)
+		t.Fatalf("after running out of energy: %v", err)
 	}
-	// Caller cancellation stops it too.
+	// The deadline is checked at host calls: a call whose deadline has
+	// passed is stopped at its first write.
+	_, err = db.Call(ctx, CallRequest{Reducer: "insert", Args: u64Args(996), Timeout: time.Nanosecond})
+	if !errors.Is(err, ErrDeadline) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("insert past its deadline: err = %v", err)
+	}
+	// A cancelled caller: the call fails (at its energy or its first host call).
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
 	_, err = db.Call(cctx, CallRequest{Reducer: "spin"})
 	cancel()
-	if err == nil || errors.Is(err, ErrDeadline) {
-		t.Fatalf("spin with a cancelled caller: err = %v", err)
+	if err == nil {
+		t.Fatal("spin with a cancelled caller succeeded")
+	}
+	if res, err := call(t, db, "noop", nil); err != nil || res.Energy == 0 {
+		t.Fatalf("noop: %v, energy %v", err, res)
 	}
 
 	if ids := rowIDs(t, db, "T"); !slices.Equal(ids, []uint64{1, 42, 43, 44, 45}) {
 		t.Fatalf("rows = %v; want [1 42 43 44 45] (999 from fail, 998 from trap and 997 from spin rolled back)", ids)
+	}
+}
+
+// TestCloseOnContextDone: with wazero's WithCloseOnContextDone on, a guest
+// is stopped at its deadline even in a loop with energy to spare.
+func TestCloseOnContextDone(t *testing.T) {
+	db, _ := newWATDatabase(t, WithCloseOnContextDone(true))
+	start := time.Now()
+	_, err := db.Call(context.Background(), CallRequest{Reducer: "spin", Timeout: 20 * time.Millisecond})
+	if !errors.Is(err, ErrDeadline) || !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrOutOfEnergy) {
+		t.Fatalf("spin: err = %v", err)
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Fatalf("spin stopped after %s; deadline 20ms", el)
 	}
 }
 

@@ -1,0 +1,522 @@
+package fuel
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Opcodes the rewrite reads or writes.
+const (
+	opUnreachable  = 0x00
+	opBlock        = 0x02
+	opLoop         = 0x03
+	opIf           = 0x04
+	opElse         = 0x05
+	opEnd          = 0x0b
+	opBr           = 0x0c
+	opBrIf         = 0x0d
+	opBrTable      = 0x0e
+	opReturn       = 0x0f
+	opCall         = 0x10
+	opCallIndirect = 0x11
+	opReturnCall   = 0x12
+	opReturnCallIn = 0x13
+	opCallRef      = 0x14
+	opReturnCallRf = 0x15
+	opLocalGet     = 0x20
+	opLocalSet     = 0x21
+	opLocalTee     = 0x22
+	opGlobalGet    = 0x23
+	opGlobalSet    = 0x24
+	opI32Const     = 0x41
+	opI64Const     = 0x42
+	opI32Eqz       = 0x45
+	opI64LtS       = 0x53
+	opI32Add       = 0x6a
+	opI32Sub       = 0x6b
+	opI64Sub       = 0x7d
+	opBrOnNull     = 0xd4
+	opBrOnNonNull  = 0xd6
+)
+
+// header says what a segment starts with.
+type header uint8
+
+const (
+	hdrEntry header = iota // function entry: load fuel, check, depth, open the wrapper block
+	hdrCheck               // after a loop instruction: charge and check
+	hdrPlain               // charge without checking
+	hdrDead                // unreachable code: nothing
+)
+
+type fn struct {
+	m        *module
+	fuelG    uint32
+	depthG   uint32
+	fuelL    uint32
+	nLocals  uint32
+	results  []byte
+	out, seg []byte
+	hdr      header
+	cnt      int64
+	ctrl     int // open blocks, the function's own label included
+	maxDepth bool
+}
+
+func (m *module) encodeCode(body []byte, fuelG, depthG uint32) ([]byte, error) {
+	r := &reader{b: body}
+	n, err := r.count(1)
+	if err != nil {
+		return nil, malformed("code section: %v", err)
+	}
+	if int(n) != len(m.funcTypes)-m.nImpFuncs {
+		return nil, malformed("the code section has %d bodies for %d functions", n, len(m.funcTypes)-m.nImpFuncs)
+	}
+	out := appendU32(make([]byte, 0, len(body)*5/4+64), n)
+	f := &fn{m: m, fuelG: fuelG, depthG: depthG, maxDepth: m.cfg.MaxCallDepth > 0}
+	for i := uint32(0); i < n; i++ {
+		size, err := r.u32()
+		if err != nil {
+			return nil, malformed("code section: %v", err)
+		}
+		if int(size) > m.lim.MaxBodyBytes {
+			return nil, fmt.Errorf("%w: function %d's code is %d bytes; at most %d are accepted", ErrLimit, int(i)+m.nImpFuncs, size, m.lim.MaxBodyBytes)
+		}
+		b, err := r.bytes(uint64(size))
+		if err != nil {
+			return nil, malformed("code section: %v", err)
+		}
+		fidx := m.nImpFuncs + int(i)
+		rewritten, err := f.rewrite(b, m.types[m.funcTypes[fidx]])
+		if err != nil {
+			if errors.Is(err, ErrLimit) || errors.Is(err, ErrUnsupported) {
+				return nil, fmt.Errorf("function %d: %w", fidx, err)
+			}
+			return nil, malformed("function %d: %v", fidx, err)
+		}
+		out = appendU32(out, uint32(len(rewritten)))
+		out = append(out, rewritten...)
+	}
+	if !r.eof() {
+		return nil, malformed("code section has bytes after its bodies")
+	}
+	return out, nil
+}
+
+func (f *fn) rewrite(body []byte, sig funcSig) ([]byte, error) {
+	r := &reader{b: body}
+	groups, err := r.count(2)
+	if err != nil {
+		return nil, err
+	}
+	declStart := r.off
+	total := uint64(sig.params)
+	for g := uint32(0); g < groups; g++ {
+		c, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		t, err := r.u8()
+		if err != nil {
+			return nil, err
+		}
+		if !isValType(t) {
+			return nil, fmt.Errorf("local of unknown type 0x%02x", t)
+		}
+		total += uint64(c)
+		if total > uint64(f.m.lim.MaxLocals) {
+			return nil, fmt.Errorf("%w: more than %d locals", ErrLimit, f.m.lim.MaxLocals)
+		}
+	}
+	f.nLocals = uint32(total)
+	f.fuelL = f.nLocals
+	f.results = sig.results
+	f.out = appendU32(f.out[:0], groups+1)
+	f.out = append(f.out, body[declStart:r.off]...)
+	f.out = append(f.out, 1, 0x7e) // the fuel local
+	f.seg, f.cnt, f.hdr, f.ctrl = f.seg[:0], 0, hdrEntry, 1
+	if err := f.code(r); err != nil {
+		return nil, err
+	}
+	return append([]byte(nil), f.out...), nil
+}
+
+// boundary ends the current segment and starts one with header h.
+func (f *fn) boundary(h header) {
+	f.flush()
+	f.hdr = h
+}
+
+func (f *fn) flush() {
+	o := f.out
+	switch f.hdr {
+	case hdrEntry:
+		o = append(o, opGlobalGet)
+		o = appendU32(o, f.fuelG)
+		o = append(o, opLocalSet)
+		o = appendU32(o, f.fuelL)
+		o = f.check(o, f.cnt)
+		if f.maxDepth {
+			o = append(o, opGlobalGet)
+			o = appendU32(o, f.depthG)
+			o = append(o, opI32Eqz, opIf, 0x40, opUnreachable, opEnd, opGlobalGet)
+			o = appendU32(o, f.depthG)
+			o = append(o, opI32Const, 1, opI32Sub, opGlobalSet)
+			o = appendU32(o, f.depthG)
+		}
+		o = append(o, opBlock)
+		o = append(o, f.m.blockType(f.results)...)
+	case hdrCheck:
+		o = f.check(o, f.cnt)
+	case hdrPlain:
+		if f.cnt > 0 {
+			o = append(o, opLocalGet)
+			o = appendU32(o, f.fuelL)
+			o = append(o, opI64Const)
+			o = appendS64(o, f.cnt)
+			o = append(o, opI64Sub, opLocalSet)
+			o = appendU32(o, f.fuelL)
+		}
+	}
+	f.out = append(o, f.seg...)
+	f.seg, f.cnt = f.seg[:0], 0
+}
+
+// check charges cost and traps when the fuel is then below zero. It checks
+// even when cost is zero (FIELD_NOTES: a free check site that skips its
+// check lets a loop of empty blocks spin).
+func (f *fn) check(o []byte, cost int64) []byte {
+	o = append(o, opLocalGet)
+	o = appendU32(o, f.fuelL)
+	o = append(o, opI64Const)
+	o = appendS64(o, cost)
+	o = append(o, opI64Sub, opLocalTee)
+	o = appendU32(o, f.fuelL)
+	o = append(o, opI64Const, 0, opI64LtS, opIf, 0x40, opLocalGet)
+	o = appendU32(o, f.fuelL)
+	o = append(o, opGlobalSet)
+	o = appendU32(o, f.fuelG)
+	return append(o, opUnreachable, opEnd)
+}
+
+// store writes the fuel local back to the global.
+func (f *fn) store(o []byte) []byte {
+	o = append(o, opLocalGet)
+	o = appendU32(o, f.fuelL)
+	o = append(o, opGlobalSet)
+	return appendU32(o, f.fuelG)
+}
+
+func (f *fn) reload(o []byte) []byte {
+	o = append(o, opGlobalGet)
+	o = appendU32(o, f.fuelG)
+	o = append(o, opLocalSet)
+	return appendU32(o, f.fuelL)
+}
+
+// epilogue is what runs before the function is left.
+func (f *fn) epilogue(o []byte) []byte {
+	o = f.store(o)
+	if f.maxDepth {
+		o = append(o, opGlobalGet)
+		o = appendU32(o, f.depthG)
+		o = append(o, opI32Const, 1, opI32Add, opGlobalSet)
+		o = appendU32(o, f.depthG)
+	}
+	return o
+}
+
+func (f *fn) label(r *reader) error {
+	l, err := r.u32()
+	if err != nil {
+		return err
+	}
+	if int64(l) >= int64(f.ctrl) {
+		return fmt.Errorf("branch to label %d with %d blocks open", l, f.ctrl)
+	}
+	return nil
+}
+
+func (f *fn) blockType(r *reader) error {
+	c, err := r.u8()
+	if err != nil {
+		return err
+	}
+	if c == 0x40 || isValType(c) {
+		return nil
+	}
+	r.off--
+	idx, err := r.sleb(33)
+	if err != nil {
+		return err
+	}
+	if idx < 0 || idx >= int64(len(f.m.types)) {
+		return fmt.Errorf("block type %d does not exist", idx)
+	}
+	return nil
+}
+
+func (f *fn) memarg(r *reader) error {
+	align, err := r.u32()
+	if err != nil {
+		return err
+	}
+	if align&0x40 != 0 { // multi-memory: an explicit memory index
+		if _, err := r.u32(); err != nil {
+			return err
+		}
+	}
+	_, err = r.u32()
+	return err
+}
+
+func (f *fn) funcIdx(r *reader) (uint32, error) {
+	idx, err := r.u32()
+	if err != nil {
+		return 0, err
+	}
+	if int(idx) >= len(f.m.funcTypes) {
+		return 0, fmt.Errorf("function %d does not exist", idx)
+	}
+	return idx, nil
+}
+
+// code walks the instructions, copying each into the current segment and
+// cutting segments at control instructions.
+func (f *fn) code(r *reader) error {
+	for {
+		if r.eof() {
+			return errors.New("the body ends without end")
+		}
+		start := r.off
+		op, _ := r.u8()
+		var err error
+		// before and after hold code inserted around the instruction;
+		// next is the header of the segment that follows it, if it ends one.
+		var before, after bool
+		next := header(255)
+		switch op {
+		case opUnreachable:
+			next = hdrDead
+		case 0x01, 0x1a, 0x1b, 0xd1, 0xd3, 0xd5: // nop, drop, select, ref.is_null, ref.as_non_null, ref.eq
+		case opBlock:
+			err = f.blockType(r)
+			f.ctrl++
+		case opLoop:
+			err = f.blockType(r)
+			f.ctrl++
+			next = hdrCheck
+		case opIf:
+			err = f.blockType(r)
+			f.ctrl++
+			next = hdrPlain
+		case opElse:
+			if f.ctrl <= 1 {
+				return errors.New("else outside if")
+			}
+			next = hdrPlain
+		case opEnd:
+			f.ctrl--
+			if f.ctrl == 0 {
+				// The function's end closes the wrapper block; the
+				// epilogue follows it, then the real end.
+				f.seg = append(f.seg, opEnd)
+				f.cnt++
+				f.flush()
+				f.out = f.epilogue(f.out)
+				f.out = append(f.out, opEnd)
+				if !r.eof() {
+					return errors.New("bytes after the function's end")
+				}
+				return nil
+			}
+			next = hdrPlain
+		case opBr:
+			err = f.label(r)
+			next = hdrDead
+		case opBrIf, opBrOnNull, opBrOnNonNull:
+			err = f.label(r)
+			next = hdrPlain
+		case opBrTable:
+			var n uint32
+			if n, err = r.count(1); err == nil {
+				for i := uint32(0); i <= n && err == nil; i++ {
+					err = f.label(r)
+				}
+			}
+			next = hdrDead
+		case opReturn:
+			before = true
+			next = hdrDead
+		case opCall:
+			var idx uint32
+			if idx, err = f.funcIdx(r); err == nil && int(idx) >= f.m.nImpFuncs {
+				// Host functions neither read nor spend fuel.
+				before, after = true, true
+			}
+		case opCallIndirect:
+			if _, err = r.u32(); err == nil {
+				_, err = r.u32()
+			}
+			before, after = true, true
+		case opCallRef:
+			_, err = r.u32()
+			before, after = true, true
+		case opReturnCall:
+			_, err = f.funcIdx(r)
+			before = true
+			next = hdrDead
+		case opReturnCallIn:
+			if _, err = r.u32(); err == nil {
+				_, err = r.u32()
+			}
+			before = true
+			next = hdrDead
+		case opReturnCallRf:
+			_, err = r.u32()
+			before = true
+			next = hdrDead
+		case 0x06, 0x07, 0x08, 0x09, 0x0a, 0x18, 0x19, 0x1f:
+			return fmt.Errorf("%w: exception handling (instruction 0x%02x)", ErrUnsupported, op)
+		case 0x1c: // select t*
+			var n uint32
+			if n, err = r.count(1); err == nil {
+				var ts []byte
+				if ts, err = r.bytes(uint64(n)); err == nil {
+					for _, t := range ts {
+						if !isValType(t) {
+							err = fmt.Errorf("select of unknown type 0x%02x", t)
+						}
+					}
+				}
+			}
+		case opLocalGet, opLocalSet, opLocalTee:
+			var l uint32
+			if l, err = r.u32(); err == nil && l >= f.nLocals {
+				err = fmt.Errorf("local %d does not exist (the function has %d)", l, f.nLocals)
+			}
+		case opGlobalGet, opGlobalSet:
+			var g uint32
+			if g, err = r.u32(); err == nil && g >= f.m.nGlobals {
+				err = fmt.Errorf("global %d does not exist (the module has %d)", g, f.m.nGlobals)
+			}
+		case 0x25, 0x26: // table.get, table.set
+			_, err = r.u32()
+		case 0x3f, 0x40: // memory.size, memory.grow
+			_, err = r.u32()
+		case opI32Const:
+			_, err = r.sleb(32)
+		case opI64Const:
+			_, err = r.sleb(64)
+		case 0x43:
+			_, err = r.bytes(4)
+		case 0x44:
+			_, err = r.bytes(8)
+		case 0xd0: // ref.null
+			_, err = r.sleb(33)
+		case 0xd2: // ref.func
+			_, err = f.funcIdx(r)
+		case 0xfc:
+			err = f.prefixFC(r)
+		case 0xfd:
+			err = f.prefixFD(r)
+		case 0xfe:
+			err = f.prefixFE(r)
+		case 0xfb:
+			return fmt.Errorf("%w: GC instructions", ErrUnsupported)
+		default:
+			switch {
+			case op >= 0x28 && op <= 0x3e: // loads and stores
+				err = f.memarg(r)
+			case op >= 0x45 && op <= 0xc4: // numeric, no immediates
+			default:
+				return fmt.Errorf("unknown opcode 0x%02x", op)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if f.ctrl > f.m.lim.MaxNesting {
+			return fmt.Errorf("%w: blocks nest more than %d deep", ErrLimit, f.m.lim.MaxNesting)
+		}
+		if before {
+			if next == hdrDead && op != opCall {
+				f.seg = f.epilogue(f.seg)
+			} else {
+				f.seg = f.store(f.seg)
+			}
+		}
+		f.seg = append(f.seg, r.b[start:r.off]...)
+		f.cnt++
+		if after {
+			f.seg = f.reload(f.seg)
+		}
+		if next != 255 {
+			f.boundary(next)
+		}
+	}
+}
+
+func (f *fn) prefixFC(r *reader) error {
+	sub, err := r.u32()
+	if err != nil {
+		return err
+	}
+	switch {
+	case sub <= 7: // saturating truncations
+		return nil
+	case sub == 8, sub == 12, sub == 14: // memory.init, table.init, table.copy
+		if _, err := r.u32(); err != nil {
+			return err
+		}
+		_, err = r.u32()
+	case sub == 10: // memory.copy
+		if _, err := r.u32(); err != nil {
+			return err
+		}
+		_, err = r.u32()
+	case sub == 9, sub == 11, sub == 13, sub == 15, sub == 16, sub == 17:
+		_, err = r.u32()
+	default:
+		return fmt.Errorf("unknown instruction 0xfc %d", sub)
+	}
+	return err
+}
+
+func (f *fn) prefixFD(r *reader) error {
+	sub, err := r.u32()
+	if err != nil {
+		return err
+	}
+	switch {
+	case sub <= 11, sub == 92, sub == 93: // loads, stores
+		return f.memarg(r)
+	case sub == 12, sub == 13: // v128.const, i8x16.shuffle
+		_, err = r.bytes(16)
+	case sub >= 21 && sub <= 34: // extract/replace lane
+		_, err = r.u8()
+	case sub >= 84 && sub <= 91: // load/store lane
+		if err = f.memarg(r); err == nil {
+			_, err = r.u8()
+		}
+	case sub <= 0x113:
+	default:
+		return fmt.Errorf("unknown instruction 0xfd %d", sub)
+	}
+	return err
+}
+
+func (f *fn) prefixFE(r *reader) error {
+	sub, err := r.u32()
+	if err != nil {
+		return err
+	}
+	switch {
+	case sub <= 2, sub >= 0x10 && sub <= 0x4e:
+		return f.memarg(r)
+	case sub == 3: // atomic.fence
+		_, err = r.u8()
+		return err
+	}
+	return fmt.Errorf("unknown instruction 0xfe %d", sub)
+}

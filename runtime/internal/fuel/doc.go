@@ -1,0 +1,58 @@
+// Package fuel meters WebAssembly modules by rewriting them: it decodes a
+// binary down to every instruction of every function body, checks what the
+// rewrite relies on, and returns a copy that counts the work it does in a
+// global the host reads and writes.
+//
+// # The rewrite
+//
+// A defined, exported, mutable i64 global named [FuelGlobal] is appended
+// (appending shifts no index; importing it would shift every defined
+// global). The host sets it to the call's budget before a call
+// (api.MutableGlobal) and reads it afterwards: the budget minus what is left
+// is the energy used.
+//
+// Each function body is cut into straight-line segments at every
+// control instruction. A segment is charged its instruction count, once, at
+// its start, on a local copy of the fuel (a local is a register or a stack
+// slot; a global is a load through the module context). The charge at
+// function entry and right after each loop instruction also checks: if the
+// fuel is then below zero it is written back and the function executes
+// unreachable. Those two sites are enough: any unbounded execution passes
+// through loop heads or function entries infinitely often, and every
+// segment costs at least one unit, so a check site never spins for free.
+// The local is written back to the global before every call to a defined
+// function (and after each return, reloaded), before return and tail calls,
+// and where the function ends. Energy is therefore deterministic: a function
+// of the code and the path it takes, the same in every instance and process.
+//
+// The fuel trap and any other unreachable look the same from the host:
+// "wasm error: unreachable". The host tells them apart by the global: it is
+// below zero only after a fuel trap (or when a call returned having
+// overspent in its last segments, which the host also counts as out of
+// energy).
+//
+// Optionally ([Config.MaxCallDepth]) a second exported mutable i32 global,
+// [DepthGlobal], counts the call depth left: each function entry checks it
+// is above zero and decrements it, each exit increments it. At zero the
+// function traps with the global at zero and the fuel at or above zero.
+// To find every exit, each body is wrapped in one block typed like the
+// function's results: a branch to the function's own label then leaves the
+// block into the epilogue, and no branch depth changes.
+//
+// # Checks
+//
+// The rewrite must not turn an invalid module into a valid one: an invalid
+// module that reads or writes the global or local index the rewrite adds
+// would become valid and refill its own fuel. So every local and global
+// index in every body is checked against the original module's, existing
+// exports may not use the names the rewrite adds, and the structure
+// (sections, vectors, nesting, body sizes) is checked as it is read. Type
+// checking is left to wazero, which validates the rewritten module: the
+// inserted code takes nothing from and leaves nothing on the value stack,
+// so it cannot change whether the original instructions type-check.
+//
+// Exception handling and GC instructions are refused (a throw would leave
+// frames without writing their fuel back); a module using them gets
+// [ErrUnsupported]. [Limits] bound the module's shape (functions, body
+// sizes, locals, tables, data) before anything is compiled.
+package fuel

@@ -1,0 +1,149 @@
+package fuel
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// FuzzInstrument checks the rewrite against wazero's own decoder and
+// validator, and checks what metering promises:
+//   - whenever wazero accepts the original, it accepts the rewritten
+//     module (or Instrument refused it as unsupported or over a limit);
+//   - whenever wazero refuses the original, Instrument or wazero refuses the
+//     rewritten one (the rewrite must never make an invalid module valid);
+//   - every exported function of the rewritten module stops, well before
+//     a generous deadline, on a small budget;
+//   - a call that returns normally returns what the original returns, and
+//     a trap that is not the metering's is the original's trap too.
+//
+// Run it with: go test ./runtime/internal/fuel -run '^$' -fuzz FuzzInstrument -fuzztime 60s
+func FuzzInstrument(f *testing.F) {
+	for _, dir := range []string{"testdata", "../../testdata", "../../testdata/adversarial"} {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.wasm"))
+		for _, file := range files {
+			b, err := os.ReadFile(file)
+			if err == nil && len(b) < 1<<20 {
+				f.Add(b)
+			}
+		}
+	}
+	ctx := context.Background()
+	// The interpreter: it validates exactly as the compiler does, compiles
+	// much faster, and honours a deadline.
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter().
+		WithCoreFeatures(api.CoreFeaturesV2).
+		WithMemoryLimitPages(16).
+		WithCloseOnContextDone(true))
+	defer rt.Close(ctx)
+	if _, err := rt.NewHostModuleBuilder("env").
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(_ context.Context, _ api.Module, s []uint64) { s[0] = 1 }),
+		[]api.ValueType{api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}).Export("host").
+		Instantiate(ctx); err != nil {
+		f.Fatal(err)
+	}
+	const budget = 20_000
+	cfg := Config{InitialFuel: budget, MaxCallDepth: 300}
+	f.Fuzz(func(t *testing.T, wasm []byte) {
+		orig, origErr := rt.CompileModule(ctx, wasm)
+		if origErr == nil {
+			defer orig.Close(ctx)
+		}
+		res, err := Instrument(wasm, cfg)
+		if err != nil {
+			if origErr == nil && !errors.Is(err, ErrUnsupported) && !errors.Is(err, ErrLimit) {
+				t.Fatalf("wazero accepts the module, Instrument refuses it: %v", err)
+			}
+			return
+		}
+		rew, rewErr := rt.CompileModule(ctx, res.Wasm)
+		switch {
+		case origErr == nil && rewErr != nil:
+			t.Fatalf("wazero accepts the original but not the rewritten module: %v", rewErr)
+		case origErr != nil && rewErr == nil:
+			rew.Close(ctx)
+			t.Fatalf("the rewrite made an invalid module valid (wazero: %v)", origErr)
+		case origErr != nil:
+			return
+		}
+		defer rew.Close(ctx)
+		for name, def := range rew.ExportedFunctions() {
+			args := make([]uint64, len(def.ParamTypes()))
+			for i := range args {
+				args[i] = uint64(i + 3)
+			}
+			checkCall(t, ctx, rt, orig, rew, name, args, budget, len(wasm))
+		}
+	})
+}
+
+func checkCall(t *testing.T, ctx context.Context, rt wazero.Runtime, orig, rew wazero.CompiledModule, name string, args []uint64, budget int64, size int) {
+	t.Helper()
+	mcfg := wazero.NewModuleConfig().WithName("").WithStartFunctions()
+	rm, err := rt.InstantiateModule(ctx, rew, mcfg)
+	if err != nil {
+		return // imports it cannot have, data out of bounds, ...
+	}
+	defer rm.Close(ctx)
+	g := rm.ExportedGlobal(FuelGlobal).(api.MutableGlobal)
+	d := rm.ExportedGlobal(DepthGlobal).(api.MutableGlobal)
+	g.Set(uint64(budget))
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	out, err := rm.ExportedFunction(name).Call(cctx, args...)
+	if cctx.Err() != nil {
+		t.Fatalf("%s ran on a budget of %d until the deadline: the metering did not stop it", name, budget)
+	}
+	left := int64(g.Get())
+	if err == nil && budget-left < 1 {
+		t.Fatalf("%s returned having used %d energy; every call costs at least 1", name, budget-left)
+	}
+	fuelTrap := left < 0
+	if fuelTrap && err == nil {
+		// Overspent in its last segments: allowed (the host counts it out of
+		// energy), but unchecked segments are straight-line code: it cannot
+		// overspend by more than the module's size.
+		if -left > int64(size) {
+			t.Fatalf("%s overspent by %d", name, -left)
+		}
+	}
+	if fuelTrap || d.Get() == 0 {
+		return
+	}
+	om, err2 := rt.InstantiateModule(ctx, orig, mcfg)
+	if err2 != nil {
+		t.Fatalf("the rewritten module instantiates, the original does not: %v", err2)
+	}
+	defer om.Close(ctx)
+	octx, ocancel := context.WithTimeout(ctx, 5*time.Second)
+	defer ocancel()
+	oout, oerr := om.ExportedFunction(name).Call(octx, args...)
+	if octx.Err() != nil {
+		t.Fatalf("%s: the rewritten module returned, the original ran on", name)
+	}
+	if (err == nil) != (oerr == nil) {
+		t.Fatalf("%s: rewritten err %v, original err %v", name, err, oerr)
+	}
+	if err != nil {
+		if firstLine(err) != firstLine(oerr) {
+			t.Fatalf("%s: rewritten trapped with %q, the original with %q", name, firstLine(err), firstLine(oerr))
+		}
+		return
+	}
+	if !slices.Equal(out, oout) {
+		t.Fatalf("%s: rewritten returned %v, the original %v", name, out, oout)
+	}
+}
+
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
+}

@@ -1,0 +1,77 @@
+;; Functions whose energy the fuel tests know in advance, and runaways the
+;; metering must stop.
+(module
+  (type $ii (func (param i32) (result i32)))
+  (import "env" "host" (func $host (param i32) (result i32)))
+  (memory (export "memory") 1)
+  (global $g (mut i32) (i32.const 0))
+  (table 2 funcref)
+  (elem (i32.const 0) $straight $count)
+
+  ;; 4 instructions: const, const, add, end.
+  (func $straight (export "straight") (param i32) (result i32)
+    i32.const 1
+    i32.const 2
+    i32.add)
+
+  ;; The loop body runs n times.
+  (func $count (export "count") (param $n i32) (result i32)
+    (local $i i32)
+    (loop $l
+      local.get $i
+      i32.const 1
+      i32.add
+      local.tee $i
+      local.get $n
+      i32.lt_s
+      br_if $l)
+    local.get $i)
+
+  (func (export "spin") (loop (br 0)))
+  (func (export "empty_blocks") (loop (block) (br 0)))
+  (func (export "spin_host") (loop (drop (call $host (i32.const 1))) (br 0)))
+
+  ;; A loop-free call tree of 2^n calls.
+  (func $tree (export "tree") (param $n i32)
+    (if (local.get $n)
+      (then
+        (call $tree (i32.sub (local.get $n) (i32.const 1)))
+        (call $tree (i32.sub (local.get $n) (i32.const 1))))))
+
+  ;; Linear recursion n deep.
+  (func $down (export "down") (param $n i32)
+    (if (local.get $n) (then (call $down (i32.sub (local.get $n) (i32.const 1))))))
+
+  (func $recurse (export "recurse") (call $recurse))
+
+  ;; Several results: the wrapper block needs a type of its own.
+  (func $multi (export "multi") (param i32) (result i32 i64)
+    local.get 0
+    i64.const 7)
+  (func (export "call_multi") (result i32)
+    (call $multi (i32.const 5))
+    drop)
+
+  ;; A branch to the function's own label and a return.
+  (func (export "br_out") (param i32) (result i32)
+    (br_if 0 (i32.const 10) (local.get 0))
+    drop
+    (if (i32.eq (local.get 0) (i32.const 0)) (then (return (i32.const 20))))
+    i32.const 30)
+
+  (func (export "indirect") (param i32) (result i32)
+    (call_indirect (type $ii) (i32.const 3) (local.get 0)))
+
+  (func (export "table_switch") (param i32) (result i32)
+    (block $a (block $b (block $c
+      (br_table $a $b $c 0 (local.get 0)))
+      (return (i32.const 1)))
+      (return (i32.const 2)))
+    i32.const 3)
+
+  (func (export "bulk") (param i32)
+    (memory.fill (i32.const 0) (i32.const 0) (local.get 0)))
+
+  (func (export "set_global") (param i32) (global.set $g (local.get 0)))
+  (func (export "fail") unreachable)
+)
