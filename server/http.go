@@ -30,7 +30,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/database/{name}/logs", s.handleLogs)
 	mux.HandleFunc("GET /v1/database/{name}/subscribe", s.handleSubscribe)
 	mux.Handle("GET /metrics", s.metrics.handler())
-	mux.HandleFunc("GET /{$}", s.handleAdmin)
+	s.adminRoutes(mux) // the admin page and its owner-only endpoints (admin.go)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, pattern := mux.Handler(r); pattern == "" {
 			// The mux would answer 404 or 405 in plain text; every error of
@@ -287,7 +287,11 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "the body must be a JSON array of the reducer's arguments, such as [\"Hello\", 42]; got %s", truncate(string(body), 40))
 		return
 	}
-	out := s.call(r.Context(), d, r.PathValue("reducer"), body, p.caller(), p.claims(), [16]byte{})
+	caller, claims, ok := s.reducerCaller(w, r, d, p) // ?as= (owner only; admin.go)
+	if !ok {
+		return
+	}
+	out := s.call(r.Context(), d, r.PathValue("reducer"), body, caller, claims, [16]byte{})
 	writeJSON(w, out.code, out)
 }
 

@@ -134,8 +134,11 @@ func (s *Server) handleSQL(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "empty query: send a SELECT statement, such as SELECT * FROM Post")
 		return
 	}
-	owner := d.isOwner(p)
-	res, code, err := s.runSQL(d, text, p.caller(), owner)
+	caller, owner, ok := s.sqlReader(w, r, d, p, text) // ?as= (owner only; admin.go)
+	if !ok {
+		return
+	}
+	res, code, err := s.runSQL(d, text, caller, owner)
 	if err != nil {
 		writeError(w, code, "%v", err)
 		return
