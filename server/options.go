@@ -44,6 +44,7 @@ type config struct {
 	listenAddr   string
 	logger       *slog.Logger
 	authConfig   *auth.Config
+	verifierOpts []auth.Option
 	configFile   string
 	devIssuer    bool
 	rtOpts       []runtime.Option
@@ -107,6 +108,12 @@ func WithLogger(l *slog.Logger) Option {
 // WithAuthConfig sets the trusted token issuers (server-wide and per
 // database). It takes precedence over WithConfigFile.
 func WithAuthConfig(cfg *auth.Config) Option { return func(c *config) { c.authConfig = cfg } }
+
+// WithVerifierOptions passes options to the token verifiers of every
+// database, for example auth.WithJWKSRefreshInterval or auth.WithClock.
+func WithVerifierOptions(opts ...auth.Option) Option {
+	return func(c *config) { c.verifierOpts = append(c.verifierOpts, opts...) }
+}
 
 // WithConfigFile reads the trusted issuers from a TOML file (DESIGN.md,
 // "Config contract"); relative key paths resolve against its directory.

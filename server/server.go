@@ -97,7 +97,7 @@ func New(ctx context.Context, opts ...Option) (*Server, error) {
 	if cfg.devIssuer {
 		devKey = s.key
 	}
-	if s.verifiers, err = auth.NewVerifiers(authCfg, devKey, auth.WithLogger(s.log)); err != nil {
+	if s.verifiers, err = auth.NewVerifiers(authCfg, devKey, append([]auth.Option{auth.WithLogger(s.log)}, cfg.verifierOpts...)...); err != nil {
 		return nil, fmt.Errorf("server: token issuers: %w", err)
 	}
 	s.metrics = newMetrics()

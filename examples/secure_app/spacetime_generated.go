@@ -69,7 +69,17 @@ func (h userTableHandle) Iter() iter.Seq[User] {
 func (h userTableHandle) FilterByIdentityID(identityID stdb.Identity) (User, bool) {
 	w := stdb.Scratch()
 	w.WriteIdentity(identityID)
-	return stdb.First(h.byIdentityID.ScanPoint(w.Bytes()), decodeUser)
+	var row User
+	b := h.byIdentityID.FindRow(w.Bytes())
+	if b == nil {
+		return row, false
+	}
+	r := abi.NewReader(b)
+	row.DecodeBSATN(r)
+	if err := r.Err(); err != nil {
+		panic(h.byIdentityID.DecodeError(err))
+	}
+	return row, true
 }
 
 // UpdateByIdentityID replaces the row with the same identity_id as row.
@@ -164,7 +174,17 @@ func (h postTableHandle) Iter() iter.Seq[Post] {
 func (h postTableHandle) FilterByPostID(postID uint64) (Post, bool) {
 	w := stdb.Scratch()
 	w.WriteU64(postID)
-	return stdb.First(h.byPostID.ScanPoint(w.Bytes()), decodePost)
+	var row Post
+	b := h.byPostID.FindRow(w.Bytes())
+	if b == nil {
+		return row, false
+	}
+	r := abi.NewReader(b)
+	row.DecodeBSATN(r)
+	if err := r.Err(); err != nil {
+		panic(h.byPostID.DecodeError(err))
+	}
+	return row, true
 }
 
 // UpdateByPostID replaces the row with the same post_id as row.

@@ -414,7 +414,20 @@ func (g *goGen) indexMethods(t *abi.TableDef, typ, handleType, decodeFn string, 
 		g.p("// FilterBy%s returns the row whose %s is %s, if there is one.", ix.suffix, c.Name, args[0])
 		g.p("func (h %s) FilterBy%s(%s) (%s, bool) {", handleType, ix.suffix, params[0], typ)
 		encodeKey()
-		g.p("return stdb.First(h.%s.ScanPoint(w.Bytes()), %s)", ix.field, decodeFn)
+		// FindRow and a reader on the stack: no allocation but the row's
+		// own strings and slices (stdb.First would allocate the iterator,
+		// the reader and the row).
+		g.p("var row %s", typ)
+		g.p("b := h.%s.FindRow(w.Bytes())", ix.field)
+		g.p("if b == nil {")
+		g.p("return row, false")
+		g.p("}")
+		g.p("r := abi.NewReader(b)")
+		g.p("row.DecodeBSATN(r)")
+		g.p("if err := r.Err(); err != nil {")
+		g.p("panic(h.%s.DecodeError(err))", ix.field)
+		g.p("}")
+		g.p("return row, true")
 		g.p("}")
 		g.p("")
 		g.p("// UpdateBy%s replaces the row with the same %s as row.", ix.suffix, c.Name)

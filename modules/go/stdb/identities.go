@@ -37,7 +37,17 @@ func decodeIdentityRow(r *abi.Reader, row *IdentityRow) {
 func LookupIdentity(id Identity) (IdentityRow, bool) {
 	w := Scratch()
 	w.WriteIdentity(id)
-	return First(identityByID.ScanPoint(w.Bytes()), decodeIdentityRow)
+	var row IdentityRow
+	b := identityByID.FindRow(w.Bytes())
+	if b == nil {
+		return row, false
+	}
+	r := abi.NewReader(b)
+	decodeIdentityRow(r, &row)
+	if err := r.Err(); err != nil {
+		panic(identityByID.DecodeError(err))
+	}
+	return row, true
 }
 
 // Identities iterates over the identity system table.

@@ -97,37 +97,59 @@ func panicMessage(r any) string {
 
 // readSource appends everything left in a bytes source to buf. Source 0 is
 // empty. The guest reads into its own buffer rather than having the host
-// call its allocator, which costs about four times as much.
+// call its allocator, which costs about four times as much. It reads
+// straight away into the spare capacity, without asking the length first:
+// reducer arguments fit the reused buffer almost always, so one host call
+// reads them; a read that fills the buffer grows it and reads on.
 func readSource(src uint32, buf []byte) ([]byte, error) {
 	if src == 0 {
 		return buf, nil
 	}
-	n, e := sysSourceLen(src)
-	if e != abi.ErrnoOK {
-		return buf, e
-	}
-	want := len(buf) + int(n)
-	if cap(buf) < want {
-		nb := make([]byte, len(buf), want)
-		copy(nb, buf)
-		buf = nb
-	}
-	for len(buf) < want {
-		got, e := sysSourceRead(src, buf[len(buf):want])
+	for {
+		if cap(buf)-len(buf) < minSourceRead {
+			nb := make([]byte, len(buf), 2*cap(buf)+minSourceRead)
+			copy(nb, buf)
+			buf = nb
+		}
+		room := buf[len(buf):cap(buf)]
+		got, e := sysSourceRead(src, room)
 		buf = buf[:len(buf)+got]
 		switch {
-		case e == abi.ErrnoExhausted || e == abi.ErrnoOK && got == 0:
+		case e == abi.ErrnoExhausted || e == abi.ErrnoOK && got < len(room):
 			return buf, nil
 		case e != abi.ErrnoOK:
 			return buf, e
 		}
 	}
-	return buf, nil
 }
 
+// minSourceRead is the least spare room readSource reads into.
+const minSourceRead = 256
+
 // ReadSource returns the whole content of a bytes source the host handed
-// out (for example by jwt_verify).
-func ReadSource(src uint32) ([]byte, error) { return readSource(src, nil) }
+// out (for example by jwt_verify), in a new slice of exactly its length.
+func ReadSource(src uint32) ([]byte, error) {
+	if src == 0 {
+		return nil, nil
+	}
+	n, e := sysSourceLen(src)
+	if e != abi.ErrnoOK {
+		return nil, e
+	}
+	buf := make([]byte, n)
+	off := 0
+	for off < len(buf) {
+		got, e := sysSourceRead(src, buf[off:])
+		off += got
+		if e == abi.ErrnoExhausted || e == abi.ErrnoOK && got == 0 {
+			break
+		}
+		if e != abi.ErrnoOK {
+			return nil, e
+		}
+	}
+	return buf[:off], nil
+}
 
 // ErrBadArgs is wrapped by the error a reducer fails with when its arguments
 // do not decode as its declared parameters.

@@ -130,6 +130,54 @@ func (ix *Index) ScanRange(lo []byte, loKind BoundKind, hi []byte, hiKind BoundK
 	return newRowIter(h, ix.table)
 }
 
+// FindRow returns the BSATN of the first row whose key in this index starts
+// with key (for a unique index given its whole key: the row), or nil when
+// there is none. The bytes live in a buffer the SDK reuses: decode them
+// before the next table call. Generated FilterBy methods of unique indexes
+// use it: unlike ScanPoint and First it allocates nothing.
+func (ix *Index) FindRow(key []byte) []byte {
+	h, e := sysScanPoint(ix.resolve(), key)
+	if e != abi.ErrnoOK {
+		panic(ix.err("scan", e))
+	}
+	if findBuf == nil {
+		findBuf = make([]byte, iterBufSize)
+	}
+	for {
+		n, e := sysIterAdvance(h, findBuf)
+		switch e {
+		case abi.ErrnoOK:
+			// The host may hold more rows; only the first is wanted.
+			sysIterClose(h)
+			if n == 0 {
+				return nil
+			}
+			return findBuf[:n]
+		case abi.ErrnoExhausted: // the host closed the handle
+			return nil
+		case abi.ErrnoBufferTooSmall:
+			if n <= len(findBuf) { // the host must ask for more than it got
+				sysIterClose(h)
+				panic(fmt.Errorf("%s: iterator asked for %d bytes with a %d-byte buffer", ix.table, n, len(findBuf)))
+			}
+			findBuf = make([]byte, max(n, 2*len(findBuf)))
+		default:
+			sysIterClose(h)
+			panic(fmt.Errorf("%s: reading rows: %w", ix.table, e))
+		}
+	}
+}
+
+// findBuf holds the row FindRow returns; it grows to the largest row found.
+var findBuf []byte
+
+// DecodeError is the panic value of generated code when a row the host
+// returned does not decode as the table's row type: the module was built
+// against another schema.
+func (ix *Index) DecodeError(err error) error {
+	return fmt.Errorf("%s: decoding a row: %w", ix.table, err)
+}
+
 // Update replaces the row with the same key in this (unique) index.
 func (ix *Index) Update(row []byte) error {
 	if e := sysUpdate(ix.resolve(), row); e != abi.ErrnoOK {
@@ -266,19 +314,26 @@ func (it *RowIter) Close() {
 // Seq returns a sequence of the rows an iterator yields, decoding each with
 // decode. open runs each time the sequence is ranged over. A host failure or
 // a row that does not decode panics, which fails the reducer cleanly.
+//
+// The row and the reader are declared once per range, not per row: decode
+// is a function value, so the compiler cannot keep what it is handed on the
+// stack, and a per-row variable would be a heap allocation per row. Each row
+// is decoded into a zeroed value and yielded by copy, so reuse is invisible.
 func Seq[T any](open func() *RowIter, decode func(*abi.Reader, *T)) iter.Seq[T] {
 	return func(yield func(T) bool) {
 		it := open()
 		defer it.Close()
+		var v, zero T
+		var r abi.Reader
 		for {
 			batch, ok := it.Next()
 			if !ok {
 				return
 			}
-			r := abi.NewReader(batch)
+			r = *abi.NewReader(batch)
 			for r.Remaining() > 0 {
-				var v T
-				decode(r, &v)
+				v = zero
+				decode(&r, &v)
 				if err := r.Err(); err != nil {
 					panic(fmt.Errorf("%s: decoding a row: %w", it.table, err))
 				}

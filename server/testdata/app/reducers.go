@@ -114,6 +114,24 @@ func Spin(ctx *stdb.ReducerContext) error {
 
 func Whoami(ctx *stdb.ReducerContext) (stdb.Identity, error) { return ctx.Caller, nil }
 
+// MyClaim returns the claim name of the caller's token as a string, or none
+// when the caller has no token or the token lacks the claim.
+func MyClaim(ctx *stdb.ReducerContext, name string) (*string, error) {
+	b, ok, err := stdb.CallerClaims()
+	if err != nil || !ok {
+		return nil, err
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(b, &claims); err != nil {
+		return nil, err
+	}
+	v, ok := claims[name].(string)
+	if !ok {
+		return nil, nil
+	}
+	return &v, nil
+}
+
 // Crash exits the instance: a trap, not a reducer error.
 func Crash(ctx *stdb.ReducerContext, code uint32) error {
 	os.Exit(int(code))

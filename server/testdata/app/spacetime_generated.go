@@ -328,6 +328,10 @@ var (
 	//
 	//	func Whoami(ctx *stdb.ReducerContext) (stdb.Identity, error)
 	_ func(*stdb.ReducerContext) (stdb.Identity, error) = Whoami
+	// reducer my_claim(name: String) -> Option<String>:
+	//
+	//	func MyClaim(ctx *stdb.ReducerContext, name string) (*string, error)
+	_ func(*stdb.ReducerContext, string) (*string, error) = MyClaim
 	// reducer crash(code: u32):
 	//
 	//	func Crash(ctx *stdb.ReducerContext, code uint32) error
@@ -447,6 +451,25 @@ func dispatchWhoami(ctx *stdb.ReducerContext, args *abi.Reader, ret *abi.Writer)
 		return err
 	}
 	ret.WriteIdentity(out)
+	return nil
+}
+
+func dispatchMyClaim(ctx *stdb.ReducerContext, args *abi.Reader, ret *abi.Writer) error {
+	var a0 string
+	a0 = args.ReadString()
+	if err := stdb.CheckArgs("my_claim", args); err != nil {
+		return err
+	}
+	out, err := MyClaim(ctx, a0)
+	if err != nil {
+		return err
+	}
+	if out == nil {
+		ret.WriteNone()
+	} else {
+		ret.WriteSome()
+		ret.WriteString((*out))
+	}
 	return nil
 }
 
@@ -661,6 +684,16 @@ const moduleDef = `{
       "return": "IdentityId"
     },
     {
+      "name": "my_claim",
+      "params": [
+        {
+          "name": "name",
+          "type": "String"
+        }
+      ],
+      "return": "Option\u003cString\u003e"
+    },
+    {
       "name": "crash",
       "params": [
         {
@@ -698,7 +731,7 @@ const moduleDef = `{
       "to": "public",
       "pos": {
         "file": "schema.spacetimedb",
-        "line": 44,
+        "line": 46,
         "column": 1
       }
     },
@@ -707,7 +740,7 @@ const moduleDef = `{
       "where": "identity_id = :caller",
       "pos": {
         "file": "schema.spacetimedb",
-        "line": 45,
+        "line": 47,
         "column": 1
       }
     }
@@ -726,6 +759,7 @@ func init() {
 		dispatchFail,
 		dispatchSpin,
 		dispatchWhoami,
+		dispatchMyClaim,
 		dispatchCrash,
 		dispatchEditPost,
 		dispatchDeletePost,

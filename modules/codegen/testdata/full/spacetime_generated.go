@@ -193,7 +193,17 @@ func (h playerTableHandle) Iter() iter.Seq[Player] {
 func (h playerTableHandle) FilterByID(id uint64) (Player, bool) {
 	w := stdb.Scratch()
 	w.WriteU64(id)
-	return stdb.First(h.byID.ScanPoint(w.Bytes()), decodePlayer)
+	var row Player
+	b := h.byID.FindRow(w.Bytes())
+	if b == nil {
+		return row, false
+	}
+	r := abi.NewReader(b)
+	row.DecodeBSATN(r)
+	if err := r.Err(); err != nil {
+		panic(h.byID.DecodeError(err))
+	}
+	return row, true
 }
 
 // UpdateByID replaces the row with the same id as row.
@@ -231,7 +241,17 @@ func (h playerTableHandle) RangeByID(lo, hi stdb.Bound[uint64]) iter.Seq[Player]
 func (h playerTableHandle) FilterByOwner(owner stdb.Identity) (Player, bool) {
 	w := stdb.Scratch()
 	w.WriteIdentity(owner)
-	return stdb.First(h.byOwner.ScanPoint(w.Bytes()), decodePlayer)
+	var row Player
+	b := h.byOwner.FindRow(w.Bytes())
+	if b == nil {
+		return row, false
+	}
+	r := abi.NewReader(b)
+	row.DecodeBSATN(r)
+	if err := r.Err(); err != nil {
+		panic(h.byOwner.DecodeError(err))
+	}
+	return row, true
 }
 
 // UpdateByOwner replaces the row with the same owner as row.

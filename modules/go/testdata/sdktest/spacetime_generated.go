@@ -110,7 +110,17 @@ func (h itemTableHandle) Iter() iter.Seq[Item] {
 func (h itemTableHandle) FilterByID(id uint64) (Item, bool) {
 	w := stdb.Scratch()
 	w.WriteU64(id)
-	return stdb.First(h.byID.ScanPoint(w.Bytes()), decodeItem)
+	var row Item
+	b := h.byID.FindRow(w.Bytes())
+	if b == nil {
+		return row, false
+	}
+	r := abi.NewReader(b)
+	row.DecodeBSATN(r)
+	if err := r.Err(); err != nil {
+		panic(h.byID.DecodeError(err))
+	}
+	return row, true
 }
 
 // UpdateByID replaces the row with the same id as row.
@@ -148,7 +158,17 @@ func (h itemTableHandle) RangeByID(lo, hi stdb.Bound[uint64]) iter.Seq[Item] {
 func (h itemTableHandle) FilterByName(name string) (Item, bool) {
 	w := stdb.Scratch()
 	w.WriteString(name)
-	return stdb.First(h.byName.ScanPoint(w.Bytes()), decodeItem)
+	var row Item
+	b := h.byName.FindRow(w.Bytes())
+	if b == nil {
+		return row, false
+	}
+	r := abi.NewReader(b)
+	row.DecodeBSATN(r)
+	if err := r.Err(); err != nil {
+		panic(h.byName.DecodeError(err))
+	}
+	return row, true
 }
 
 // UpdateByName replaces the row with the same name as row.
@@ -285,7 +305,17 @@ func (h counterTableHandle) Iter() iter.Seq[Counter] {
 func (h counterTableHandle) FilterByKey(key string) (Counter, bool) {
 	w := stdb.Scratch()
 	w.WriteString(key)
-	return stdb.First(h.byKey.ScanPoint(w.Bytes()), decodeCounter)
+	var row Counter
+	b := h.byKey.FindRow(w.Bytes())
+	if b == nil {
+		return row, false
+	}
+	r := abi.NewReader(b)
+	row.DecodeBSATN(r)
+	if err := r.Err(); err != nil {
+		panic(h.byKey.DecodeError(err))
+	}
+	return row, true
 }
 
 // UpdateByKey replaces the row with the same key as row.
