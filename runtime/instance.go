@@ -32,8 +32,10 @@ type instance struct {
 	// fuel and depth are the metering's globals (package fuel); nil when
 	// the module is not metered (benchmarks) or has no depth counter.
 	fuel, depth api.MutableGlobal
-	// memLimit is this instance's memory limit in pages.
+	// memLimit is this instance's memory limit in pages; mem is its memory,
+	// which refuses to grow past it.
 	memLimit uint32
+	mem      *linearMemory
 
 	// The guest's clocks: wall time is the call's timestamp plus the
 	// monotonic time elapsed in the call, and every reading advances the
@@ -62,9 +64,6 @@ func (m *Module) newInstance(ctx context.Context, db *Database) (*instance, erro
 		inst.call.Log = db.logs
 		if p := db.cfg.memoryPages; p > 0 && p < inst.memLimit {
 			inst.memLimit = p
-			// wazero's page limit is per runtime; a database's own, lower,
-			// limit is its memory allocator refusing to grow.
-			ctx = experimental.WithMemoryAllocator(ctx, memoryLimit(uint64(p)*pageSize))
 		}
 		if m.memMinPages > inst.memLimit {
 			return nil, fmt.Errorf("%w: the module's memory starts at %d pages (%d MiB), more than database %s's limit of %d pages (%d MiB); raise it with runtime.WithDatabaseMemoryLimitPages",
@@ -73,6 +72,13 @@ func (m *Module) newInstance(ctx context.Context, db *Database) (*instance, erro
 	}
 	inst.stdout = lineWriter{inst: inst, level: abi.LogInfo}
 	inst.stderr = lineWriter{inst: inst, level: abi.LogError}
+	// wazero's page limit is per runtime; a database's own, lower, limit is
+	// its memory allocator refusing to grow, which also tells a trap after a
+	// refused memory.grow from other traps.
+	ctx = experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(func(_, maxBytes uint64) experimental.LinearMemory {
+		inst.mem = &linearMemory{limit: min(uint64(inst.memLimit)*pageSize, maxBytes)}
+		return inst.mem
+	}))
 	cfg := wazero.NewModuleConfig().
 		// Anonymous, so that many instances of one module can coexist.
 		WithName("").
@@ -131,6 +137,9 @@ func (inst *instance) setBudget(energy int64, depth uint32) {
 	if inst.depth != nil {
 		inst.depth.Set(uint64(depth))
 	}
+	if inst.mem != nil {
+		inst.mem.refused = false
+	}
 }
 
 // used returns the energy spent since setBudget(budget), and whether the
@@ -158,27 +167,23 @@ func (inst *instance) limitHit(energy int64, depth uint32) error {
 	if inst.depth != nil && inst.depth.Get() == 0 {
 		return fmt.Errorf("%w: calls nested deeper than %d", ErrCallDepth, depth)
 	}
-	if mem := inst.wm.Memory(); mem != nil && uint64(mem.Size()) >= uint64(inst.memLimit)*pageSize {
-		return fmt.Errorf("%w: its memory reached the limit of %d pages (%d MiB)", ErrMemoryLimit, inst.memLimit, inst.memLimit/16)
+	if inst.mem != nil && inst.mem.refused {
+		return fmt.Errorf("%w: it tried to grow its memory past the limit of %d pages (%d MiB)", ErrMemoryLimit, inst.memLimit, inst.memLimit/16)
 	}
 	return nil
 }
 
-// memoryLimit is a memory allocator that refuses to grow past its size in
-// bytes, so memory.grow returns -1 there.
-type memoryLimit uint64
-
-func (l memoryLimit) Allocate(capacity, maxBytes uint64) experimental.LinearMemory {
-	return &linearMemory{limit: min(uint64(l), maxBytes)}
-}
-
+// linearMemory is a guest memory that refuses to grow past limit bytes
+// (memory.grow then returns -1) and remembers that it did.
 type linearMemory struct {
-	buf   []byte
-	limit uint64
+	buf     []byte
+	limit   uint64
+	refused bool
 }
 
 func (m *linearMemory) Reallocate(size uint64) []byte {
 	if size > m.limit {
+		m.refused = true
 		return nil
 	}
 	if size <= uint64(cap(m.buf)) {

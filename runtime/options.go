@@ -31,6 +31,10 @@ const (
 	// keeps the host stack of a runaway recursion to a few MiB (wazero's own
 	// ceiling lets it reach about 160 MiB).
 	DefaultMaxCallDepth = 50_000
+	// DefaultHostCallEnergy is charged for each host function call on top
+	// of its instruction: a host call costs 40 ns to a few µs, a few hundred
+	// instructions of guest code.
+	DefaultHostCallEnergy = 200
 	// DefaultCompileTimeout bounds compiling one module (a Go guest takes
 	// about 0.6 s of CPU).
 	DefaultCompileTimeout = time.Minute
@@ -61,6 +65,7 @@ type config struct {
 	compileWorkers int
 	energy         int64
 	setupEnergy    int64
+	hostCallEnergy int64
 	maxCallDepth   uint32
 	compileTimeout time.Duration
 	maxIdleModules int
@@ -84,6 +89,7 @@ func defaultConfig() config {
 		logLines:       DefaultLogLines,
 		energy:         DefaultEnergyBudget,
 		setupEnergy:    DefaultSetupEnergy,
+		hostCallEnergy: DefaultHostCallEnergy,
 		maxCallDepth:   DefaultMaxCallDepth,
 		compileTimeout: DefaultCompileTimeout,
 		maxIdleModules: DefaultMaxIdleModules,
@@ -134,6 +140,17 @@ func WithSetupEnergy(units int64) Option {
 	return func(c *config) {
 		if units > 0 {
 			c.setupEnergy = units
+		}
+	}
+}
+
+// WithHostCallEnergy sets the energy charged for each host function call
+// on top of its instruction (0 keeps the default; it takes effect for
+// modules compiled afterwards).
+func WithHostCallEnergy(units int64) Option {
+	return func(c *config) {
+		if units > 0 {
+			c.hostCallEnergy = units
 		}
 	}
 }

@@ -20,9 +20,9 @@ import (
 )
 
 // Runtime compiles modules and runs their instances. One Runtime serves every
-// database of a server; it holds one wazero runtime, so all its instances share
-// one memory limit (wazero applies WithMemoryLimitPages per runtime: a second
-// limit class needs a second Runtime).
+// database of a server; it holds one wazero runtime. Memory limits are per
+// instance (each instance's memory allocator refuses to grow past its
+// database's limit), so databases with different limits share it.
 type Runtime struct {
 	cfg   config
 	wz    wazero.Runtime
@@ -67,7 +67,10 @@ func New(ctx context.Context, opts ...Option) (*Runtime, error) {
 	}
 	wcfg := wazero.NewRuntimeConfigCompiler().
 		WithCompilationCache(cache).
-		WithMemoryLimitPages(cfg.memoryPages).
+		// Memory is limited per instance by its allocator (instance.go),
+		// which also says when a trap followed a refused memory.grow; the
+		// runtime-wide limit would refuse first and silently.
+		WithMemoryLimitPages(65536).
 		// Off by default: fuel bounds the guest's computation, and this costs a
 		// goroutine per call and slows loops several times (RATIONALE.md).
 		WithCloseOnContextDone(cfg.closeOnDone)
@@ -265,6 +268,7 @@ func (r *Runtime) prepare(wasm []byte) (*fuel.Result, error) {
 	res, err := fuel.Instrument(wasm, fuel.Config{
 		InitialFuel:  r.cfg.setupEnergy,
 		MaxCallDepth: r.cfg.maxCallDepth,
+		HostCallCost: r.cfg.hostCallEnergy,
 		Limits:       r.cfg.moduleLimits,
 	})
 	switch {
@@ -315,6 +319,11 @@ func (r *Runtime) compileWasm(ctx context.Context, wasm []byte) (wazero.Compiled
 func (m *Module) describe(ctx context.Context) (*abi.ModuleDef, error) {
 	inst, err := m.newInstance(ctx, nil)
 	if err != nil {
+		if !errors.Is(err, ErrInvalidModule) {
+			// At upload, a module that cannot be instantiated (data or
+			// elements out of bounds) is the module's fault.
+			err = fmt.Errorf("%w: %w", ErrInvalidModule, err)
+		}
 		return nil, err
 	}
 	defer inst.close(ctx)

@@ -16,7 +16,7 @@ import (
 	"github.com/spacetime-go/spacetime/abi"
 )
 
-//go:generate sh -c "for f in testdata/*.wat; do wat2wasm $DOLLAR{f} -o $DOLLAR{f%.wat}.wasm; done"
+//go:generate sh -c "for f in testdata/*.wat testdata/adversarial/*.wat; do wat2wasm $DOLLAR{f} -o $DOLLAR{f%.wat}.wasm; done"
 
 // TestWATBuilds checks that each committed .wasm is what its .wat builds to.
 func TestWATBuilds(t *testing.T) {
@@ -24,6 +24,8 @@ func TestWATBuilds(t *testing.T) {
 		t.Skip("wat2wasm is not on PATH")
 	}
 	wats, _ := filepath.Glob("testdata/*.wat")
+	adversarial, _ := filepath.Glob("testdata/adversarial/*.wat")
+	wats = append(wats, adversarial...)
 	if len(wats) == 0 {
 		t.Fatal("no .wat files in testdata")
 	}

@@ -351,8 +351,11 @@ func (f *fn) code(r *reader) error {
 		case opCall:
 			var idx uint32
 			if idx, err = f.funcIdx(r); err == nil && int(idx) >= f.m.nImpFuncs {
-				// Host functions neither read nor spend fuel.
 				before, after = true, true
+			} else if err == nil {
+				// Host functions neither read nor spend the global; their
+				// price is charged here.
+				f.cnt += f.m.cfg.HostCallCost
 			}
 		case opCallIndirect:
 			if _, err = r.u32(); err == nil {

@@ -84,6 +84,11 @@ type Config struct {
 	// MaxCallDepth, when positive, adds the __depth counter with this
 	// initial value: calls nest at most that deep.
 	MaxCallDepth uint32
+	// HostCallCost is charged for each call to an imported function on top
+	// of the call instruction's own unit: a host call costs tens of
+	// nanoseconds to microseconds, hundreds of guest instructions, and a
+	// loop of host calls must not buy that time at one unit a call.
+	HostCallCost int64
 	Limits       Limits
 }
 
