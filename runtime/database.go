@@ -27,6 +27,9 @@ type Database struct {
 
 	cur    atomic.Pointer[version]
 	closed atomic.Bool
+	// instancesMade counts the instances made for calls (tests watch the
+	// pool with it).
+	instancesMade atomic.Int64
 	// readOnly holds the system tables' ids, which guests may not write.
 	readOnly hostfuncs.ReadOnlyTables
 }
@@ -168,16 +171,17 @@ func (d *Database) Store() *store.Database { return d.st }
 // Logs returns the module's log.
 func (d *Database) Logs() *LogBuffer { return d.logs }
 
-func (v *version) get(ctx context.Context, d *Database) (*instance, error) {
+// tryGet returns an idle instance, or nil when there is none.
+func (v *version) tryGet() *instance {
 	v.mu.Lock()
-	if n := len(v.idle); n > 0 {
-		inst := v.idle[n-1]
-		v.idle = v.idle[:n-1]
-		v.mu.Unlock()
-		return inst, nil
+	defer v.mu.Unlock()
+	n := len(v.idle)
+	if n == 0 {
+		return nil
 	}
-	v.mu.Unlock()
-	return v.mod.newInstance(ctx, d)
+	inst := v.idle[n-1]
+	v.idle = v.idle[:n-1]
+	return inst
 }
 
 func (v *version) put(ctx context.Context, inst *instance, maxIdle int) {
@@ -290,16 +294,27 @@ func (d *Database) run(ctx context.Context, v *version, id uint32, req CallReque
 		budget = d.cfg.energy
 	}
 
-	// The instance first: making one may take milliseconds (instantiate,
-	// _initialize), which must not be spent holding the writer slot.
-	inst, err := v.get(ctx, d)
-	if err != nil {
-		return nil, fmt.Errorf("runtime: database %s: %w", d.name, err)
-	}
+	// An idle instance is taken inside the writer slot. When there is none,
+	// one is made outside it (instantiating takes milliseconds, which must
+	// not hold up other callers' transactions) and the slot is taken again.
+	// Taking an instance before the slot instead would give one to every
+	// caller waiting for the slot: with more callers than the pool keeps,
+	// each call would create and discard an instance.
 	tx, err := d.st.Begin(ctx)
 	if err != nil {
-		v.put(ctx, inst, d.rt.cfg.maxIdle)
 		return nil, fmt.Errorf("runtime: database %s: starting a transaction: %w", d.name, err)
+	}
+	inst := v.tryGet()
+	if inst == nil {
+		tx.Rollback()
+		if inst, err = v.mod.newInstance(ctx, d); err != nil {
+			return nil, fmt.Errorf("runtime: database %s: %w", d.name, err)
+		}
+		d.instancesMade.Add(1)
+		if tx, err = d.st.Begin(ctx); err != nil {
+			v.put(ctx, inst, d.rt.cfg.maxIdle)
+			return nil, fmt.Errorf("runtime: database %s: starting a transaction: %w", d.name, err)
+		}
 	}
 	// Whatever happens below, even a panic outside the guest, the writer
 	// slot is released; Rollback does nothing after Commit.
