@@ -147,13 +147,14 @@ type (
 		Subscriptions int             `json:"subscriptions"`
 		Reducers      []reducerStats  `json:"reducers"`
 		Tables        []tableRowCount `json:"tables"`
-		// Energy is null: this server does not meter reducers yet.
-		Energy *uint64 `json:"energy"`
+		// Energy is the total of the reducers' energy (the runtime's fuel).
+		Energy uint64 `json:"energy"`
 	}
 	reducerStats struct {
 		Reducer   string  `json:"reducer"`
 		Committed uint64  `json:"committed"`
 		Failed    uint64  `json:"failed"`
+		Energy    uint64  `json:"energy"`
 		Count     uint64  `json:"duration_count"`
 		SumSec    float64 `json:"duration_sum_seconds"`
 		// Buckets are cumulative counts of calls that took at most LE
@@ -224,6 +225,11 @@ func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
 					rs.Committed = uint64(m.GetCounter().GetValue())
 				} else {
 					rs.Failed += uint64(m.GetCounter().GetValue())
+				}
+			case "spacetime_reducer_energy_total":
+				if rs != nil {
+					rs.Energy = uint64(m.GetCounter().GetValue())
+					st.Energy += rs.Energy
 				}
 			case "spacetime_reducer_duration_seconds":
 				if rs == nil {

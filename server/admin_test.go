@@ -169,10 +169,13 @@ func TestAdminEndpoints(t *testing.T) {
 		if cp := by["create_post"]; cp.Committed != 1 || cp.Failed != 0 || cp.Count != 1 || len(cp.Buckets) < 2 || cp.Buckets[len(cp.Buckets)-1].LE != nil || cp.Buckets[len(cp.Buckets)-1].Count != 1 {
 			t.Errorf("create_post: %+v", cp)
 		}
+		if cp := by["create_post"]; cp.Energy == 0 || cp.Energy > got.Energy {
+			t.Errorf("create_post energy %d of %d", cp.Energy, got.Energy)
+		}
 		if f := by["fail"]; f.Failed != 1 || f.Committed != 0 {
 			t.Errorf("fail: %+v", f)
 		}
-		if got.Commits < 3 || got.Connections != 2 || got.Energy != nil || got.Offset == 0 {
+		if got.Commits < 3 || got.Connections != 2 || got.Energy == 0 || got.Offset == 0 {
 			t.Errorf("stats: %s", r.body)
 		}
 		rows := map[string]uint64{}

@@ -108,6 +108,7 @@ func (s *Server) call(ctx context.Context, d *database, reducer string, argsJSON
 	s.metrics.calls.WithLabelValues(d.name, rd.Name, status).Inc()
 	if res != nil {
 		s.metrics.duration.WithLabelValues(d.name, rd.Name).Observe(res.Duration.Seconds())
+		s.metrics.energy.WithLabelValues(d.name, rd.Name).Add(float64(res.Energy))
 	}
 	return out
 }

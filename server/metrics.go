@@ -15,6 +15,7 @@ type metrics struct {
 	reg           *prometheus.Registry
 	calls         *prometheus.CounterVec
 	duration      *prometheus.HistogramVec
+	energy        *prometheus.CounterVec
 	connections   *prometheus.GaugeVec
 	subscriptions *prometheus.GaugeVec
 	commits       *prometheus.CounterVec
@@ -33,6 +34,10 @@ func newMetrics() *metrics {
 			Name:    "spacetime_reducer_duration_seconds",
 			Help:    "Time spent in the guest per reducer call.",
 			Buckets: prometheus.ExponentialBuckets(20e-6, 4, 10), // 20 µs .. 5 s
+		}, []string{"database", "reducer"}),
+		energy: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spacetime_reducer_energy_total",
+			Help: "Energy used by reducer calls (the runtime's fuel: about one unit per wasm instruction), by database and reducer.",
 		}, []string{"database", "reducer"}),
 		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "spacetime_websocket_connections",
@@ -55,7 +60,7 @@ func newMetrics() *metrics {
 			Help: "WebSocket clients disconnected because their outgoing queue was full.",
 		}, []string{"database"}),
 	}
-	m.reg.MustRegister(m.calls, m.duration, m.connections, m.subscriptions, m.commits, m.publishes, m.dropped,
+	m.reg.MustRegister(m.calls, m.duration, m.energy, m.connections, m.subscriptions, m.commits, m.publishes, m.dropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -69,6 +74,7 @@ func (m *metrics) forget(db string) {
 	l := prometheus.Labels{"database": db}
 	m.calls.DeletePartialMatch(l)
 	m.duration.DeletePartialMatch(l)
+	m.energy.DeletePartialMatch(l)
 	m.connections.DeletePartialMatch(l)
 	m.subscriptions.DeletePartialMatch(l)
 	m.commits.DeletePartialMatch(l)

@@ -271,6 +271,8 @@
     renderTableList();
     $('table-view').hidden = false;
     $('t-name').textContent = t.name + (t.system ? ' (system table)' : '');
+    // On a phone the rows matter more than the schema: start it folded.
+    $('t-schema').open = !window.matchMedia('(max-width: 760px)').matches;
     $('t-columns').replaceChildren(
       el('thead', null, el('tr', null, el('th', { text: 'column' }), el('th', { text: 'type' }), el('th', { text: 'keys' }))),
       el('tbody', null, ...t.columns.map((c) => el('tr', null, el('td', null, el('code', { text: c.name })), el('td', null, el('code', { text: typeText(c.type) })), el('td', null, ...keyBadges(c))))));
@@ -678,7 +680,7 @@
   }
 
   function seriesFromSamples() {
-    const out = { calls: [], errors: [], p99: [], commits: [] };
+    const out = { calls: [], errors: [], p99: [], commits: [], energy: [] };
     for (let i = 1; i < S.samples.length; i++) {
       const a = S.samples[i - 1], b = S.samples[i];
       const dt = (new Date(b.time) - new Date(a.time)) / 1000;
@@ -703,12 +705,16 @@
       out.errors.push(Math.max(0, errors) / dt);
       out.p99.push(p === null ? null : p * 1000);
       out.commits.push(Math.max(0, b.commits - a.commits) / dt);
+      out.energy.push(Math.max(0, (b.energy || 0) - (a.energy || 0)) / dt);
     }
     return out;
   }
 
   function fmtNum(v, digits) {
     if (v === null || v === undefined) return '–';
+    if (v >= 1e9) return (v / 1e9).toFixed(1) + 'G';
+    if (v >= 1e6) return (v / 1e6).toFixed(1) + 'M';
+    if (v >= 1e4) return (v / 1e3).toFixed(1) + 'k';
     if (v >= 100) return v.toFixed(0);
     return v.toFixed(digits === undefined ? 1 : digits);
   }
@@ -729,6 +735,7 @@
     values.forEach((v, i) => { if (v === null) flush(); else pts.push(x(i + offset).toFixed(1) + ',' + y(v).toFixed(1)); });
     flush();
     const last = values.length ? values[values.length - 1] : null;
+    if (last !== null) g.append(svg('circle', { class: 'dot' + (bad ? ' bad' : ''), cx: x(values.length - 1 + offset).toFixed(1), cy: y(last).toFixed(1), r: 2.5 }));
     return el('div', { class: 'card chart', id }, el('h3', null, el('span', { text: title }), el('span', { class: 'now', text: fmtNum(last, 2) + ' ' + unit })), g);
   }
 
@@ -757,9 +764,11 @@
     ];
     if (last.energy === null || last.energy === undefined) {
       charts.push(el('div', { class: 'card chart', id: 'chart-energy' }, el('h3', null, el('span', { text: 'Energy used' })),
-        el('p', { class: 'muted', text: 'Not reported: this server does not meter reducers yet.' })));
+        el('p', { class: 'muted', text: 'Not reported by this server.' })));
     } else {
-      charts.push(el('div', { class: 'card chart', id: 'chart-energy' }, el('h3', null, el('span', { text: 'Energy used' }), el('span', { class: 'now', text: String(last.energy) }))));
+      const c = lineChart('chart-energy', 'Energy used', 'units/s', s.energy);
+      c.append(el('p', { class: 'muted', text: fmtNum(last.energy) + ' units in all since the server started (about one per wasm instruction)' }));
+      charts.push(c);
     }
     charts.push(barChart('chart-rows', 'Rows per table', last.tables.map((t) => ({ label: t.table, value: t.rows }))));
     charts.push(el('div', { class: 'card chart', id: 'chart-now' }, el('h3', null, el('span', { text: 'Now' })),

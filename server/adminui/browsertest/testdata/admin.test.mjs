@@ -1,0 +1,266 @@
+// The admin page in headless Chromium, against a real server with
+// examples/secure_app published (browser_test.go sets it up and passes
+// what it made in the environment). Each step depends on the ones before
+// it, so the run stops at the first failure.
+import { chromium } from 'playwright-core';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`${k} is not set: run this through browser_test.go`);
+  return v;
+};
+const BASE = env('BASE_URL');
+const ALICE = env('ALICE_ID');
+const BOB = env('BOB_ID');
+const SHOTS = env('SCREENSHOTS');
+const STEP_TIMEOUT = 10_000;
+mkdirSync(SHOTS, { recursive: true });
+
+let passed = 0;
+let failed = 0;
+const started = Date.now();
+async function step(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    passed++;
+    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}: ${e.stack || e}`);
+    throw e;
+  }
+}
+function check(cond, msg) { if (!cond) throw new Error(msg); }
+
+// cliAs runs the spacetime CLI as Alice or Bob (their own config dirs).
+function cliAs(config, ...args) {
+  return execFileSync(env('SPACETIME_BIN'), args, {
+    env: { ...process.env, SPACETIME_SERVER: BASE, SPACETIME_CONFIG_DIR: config, SPACETIME_DB: 'secure_app' },
+    encoding: 'utf8',
+  });
+}
+
+const browser = await chromium.launch({ executablePath: env('CHROMIUM'), args: ['--headless', '--no-sandbox'] });
+const problems = [];
+function watch(page) {
+  page.on('console', (m) => {
+    if (/Content.Security.Policy|Refused to/i.test(m.text())) problems.push('CSP: ' + m.text());
+    else if (m.type() === 'error' && !/status of 4[0-9][0-9]/.test(m.text())) problems.push('console error: ' + m.text());
+  });
+  page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+}
+
+const rowsText = (page) => page.locator('#rows tbody').innerText();
+async function waitStatus(page, text) {
+  await page.waitForFunction((t) => document.getElementById('rows-status').textContent.includes(t), text, { timeout: STEP_TIMEOUT });
+}
+// viewAs shows the open table as identity id and returns {error, rows}.
+async function viewAs(page, id) {
+  await page.fill('#viewas-id', id);
+  await page.click('#viewas-go');
+  await waitStatus(page, 'Viewing as');
+  await page.waitForFunction((id) => {
+    const s = document.getElementById('rows-status').textContent;
+    return id === 'anonymous' ? s.includes('anonymous') : s.includes(id.slice(0, 10));
+  }, id, { timeout: STEP_TIMEOUT });
+  const errBox = page.locator('#rows-error');
+  const error = (await errBox.isVisible()) ? await errBox.innerText() : null;
+  const rows = await page.locator('#rows tbody tr').evaluateAll((trs) => trs.filter((tr) => !tr.querySelector('td[colspan]')).map((tr) => tr.innerText));
+  return { error, rows };
+}
+
+try {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  const page = await ctx.newPage();
+  page.setDefaultTimeout(STEP_TIMEOUT);
+  watch(page);
+
+  await step('the page loads with its policy and the sign-in form', async () => {
+    const res = await page.goto(BASE + '/');
+    check(res.status() === 200, `GET / answered ${res.status()}`);
+    const csp = res.headers()['content-security-policy'] || '';
+    check(csp.includes("default-src 'self'") && csp.includes('ws://'), `CSP: ${csp}`);
+    check(res.headers()['cache-control'] === 'no-cache', `Cache-Control: ${res.headers()['cache-control']}`);
+    await page.waitForSelector('#signin-form');
+    check((await page.locator('#signin-jq').textContent()).includes(BASE), 'the token instructions name this server');
+  });
+
+  await step('a bad token is refused with the server\'s reason', async () => {
+    await page.fill('#signin-token', 'not-a-token');
+    await page.click('#signin-submit');
+    await page.waitForSelector('#signin-error:not([hidden])');
+    const msg = await page.locator('#signin-error').innerText();
+    check(/invalid bearer token/i.test(msg), `error: ${msg}`);
+  });
+
+  await step('sign in with the CLI\'s credentials.json', async () => {
+    await page.setInputFiles('#signin-file', env('OPERATOR_CREDENTIALS'));
+    await page.waitForSelector('#app:not([hidden])');
+    const who = await page.locator('#who-id').innerText();
+    check(/^[0-9a-f]{64}$/.test(who), `operator identity: ${who}`);
+    const stored = await page.evaluate(() => [sessionStorage.getItem('spacetime.operatorToken'), localStorage.length]);
+    check(stored[0] && stored[0].length > 100 && stored[1] === 0, 'the token is kept in sessionStorage only');
+    await page.waitForSelector('.db-link[data-db="secure_app"]');
+    await page.waitForSelector('#db-live.live-on');
+  });
+
+  await step('open User: columns, keys, indexes, grants and rows', async () => {
+    await page.click('.table-link[data-table="User"]');
+    await waitStatus(page, 'live from tx');
+    const schema = await page.locator('#table-view').innerText();
+    for (const want of ['identity_id', 'IdentityId', 'primary key', 'User_identity_id_idx', 'grant_access User where identity_id = :caller;']) {
+      check(schema.includes(want), `User schema lacks ${want}`);
+    }
+    const rows = await rowsText(page);
+    check(rows.includes('alice') && rows.includes('bob') && rows.includes(ALICE) && rows.includes(BOB), `User rows: ${rows}`);
+  });
+
+  await step('open Post', async () => {
+    await page.click('.table-link[data-table="Post"]');
+    await waitStatus(page, 'live from tx');
+    const rows = await rowsText(page);
+    check(rows.includes('Hello from alice!') && rows.includes('Hello from bob!'), `Post rows: ${rows}`);
+    check((await page.locator('#t-grants').innerText()).includes('grant_access Post to public;'), 'Post grant');
+  });
+
+  await step('a row appears when a reducer is called from the CLI', async () => {
+    cliAs(env('ALICE_CONFIG'), 'call', 'create_post', 'Live from the CLI');
+    const row = page.locator('#rows tbody tr.new', { hasText: 'Live from the CLI' });
+    await row.waitFor();
+    check((await row.innerText()).includes(ALICE), 'the new post is Alice\'s');
+    await page.waitForSelector('.table-list [data-count="Post"]:text("3")');
+    await page.screenshot({ path: join(SHOTS, 'desktop-tables.png') });
+  });
+
+  await step('the filter box takes the query language', async () => {
+    await page.fill('#query', `SELECT * FROM Post WHERE author_identity_id = 0x${BOB}`);
+    await page.click('#query-run');
+    await waitStatus(page, '1 row');
+    const rows = await rowsText(page);
+    check(rows.includes('Hello from bob!') && !rows.includes('alice'), `filtered rows: ${rows}`);
+    await page.fill('#query', 'SELEC nope');
+    await page.click('#query-run');
+    await page.waitForSelector('#rows-error:not([hidden])');
+    check(/1:1/.test(await page.locator('#rows-error').innerText()), 'a syntax error shows its position');
+    await page.fill('#query', 'SELECT * FROM Post');
+    await page.click('#query-run');
+    await waitStatus(page, 'live from tx');
+  });
+
+  await step('call a reducer from the page: anonymously, then as Alice', async () => {
+    await page.click('.tabs [data-tab="reducers"]');
+    const card = page.locator('.reducer[data-reducer="create_post"]');
+    await card.locator('input[name="content"]').fill('Hello, unauthenticated world!');
+    await card.locator('button[type="submit"]').click();
+    await card.locator('output.result.bad').waitFor();
+    const refused = await card.locator('output').innerText();
+    check(refused.includes('Unauthorized: You must be logged in to create a post.'), `anonymous call: ${refused}`);
+    await card.locator('select.as-mode').selectOption('identity');
+    await card.locator('input.as-id').fill(ALICE);
+    await card.locator('input[name="content"]').fill('Posted from the admin page as Alice');
+    await card.locator('button[type="submit"]').click();
+    await card.locator('output.result.ok').waitFor();
+    check((await card.locator('output').innerText()).includes('committed in tx'), 'committed');
+    await page.screenshot({ path: join(SHOTS, 'desktop-reducers.png') });
+    await page.click('.tabs [data-tab="tables"]');
+    const row = page.locator('#rows tbody tr.new', { hasText: 'Posted from the admin page as Alice' });
+    await row.waitFor();
+    check((await row.innerText()).includes(ALICE), 'the post made as Alice is hers');
+  });
+
+  await step('view as Alice and as Bob', async () => {
+    // TODO(issue 6): view the private-message table as Alice and as Bob
+    // once examples/secure_app has it (grant_access ... where sender =
+    // :caller or recipient = :caller): each must see only the messages
+    // they sent or received. Until then this step uses User, whose rule is
+    // `grant_access User where identity_id = :caller`.
+    await page.click('.table-link[data-table="Post"]');
+    await waitStatus(page, 'live from tx');
+    const posts = await viewAs(page, ALICE);
+    check(!posts.error && posts.rows.length === 4, `Post is public: Alice sees all 4 posts, got ${JSON.stringify(posts)}`);
+
+    await page.click('.table-link[data-table="User"]');
+    await waitStatus(page, 'live from tx');
+    const alice = await viewAs(page, ALICE);
+    await page.screenshot({ path: join(SHOTS, 'desktop-view-as.png') });
+    const bob = await viewAs(page, BOB);
+    const anon = await viewAs(page, 'anonymous');
+    if (alice.error && /not open to clients yet|not enforced/.test(alice.error)) {
+      // Today's rule without row-level grants: the table is closed to
+      // every client, and view-as says so exactly as the server would.
+      console.log('note: row-level grants are not enforced by this build; view-as shows today\'s rule (User closed to clients)');
+      check(bob.error && bob.error.includes('grant_access User where identity_id = :caller'), `Bob: ${JSON.stringify(bob)}`);
+      check(anon.error, `anonymous: ${JSON.stringify(anon)}`);
+    } else {
+      check(!alice.error && alice.rows.length === 1 && alice.rows[0].includes(ALICE) && alice.rows[0].includes('alice'), `Alice sees only her row: ${JSON.stringify(alice)}`);
+      check(!bob.error && bob.rows.length === 1 && bob.rows[0].includes(BOB) && bob.rows[0].includes('bob'), `Bob sees only his row: ${JSON.stringify(bob)}`);
+      check(!anon.error && anon.rows.length === 0, `anonymous sees no User row: ${JSON.stringify(anon)}`);
+    }
+    await page.click('#viewas-clear');
+    await waitStatus(page, 'live from tx');
+    check((await page.locator('#rows tbody tr').count()) === 2, 'the owner view is back');
+  });
+
+  await step('connected clients, with the page\'s own owner connection', async () => {
+    await page.click('.tabs [data-tab="clients"]');
+    await page.waitForSelector('#clients td:text("owner (operator token)")', { timeout: 5000 });
+  });
+
+  await step('the module log, live', async () => {
+    await page.click('.tabs [data-tab="logs"]');
+    await page.waitForSelector('#log .logline:has-text("Posted") , #log .logline:has-text("Post created")');
+    cliAs(env('BOB_CONFIG'), 'call', 'update_profile', 'bobby', 'bob@example.com');
+    await page.waitForFunction(() => document.getElementById('log').childElementCount >= 4);
+    await page.screenshot({ path: join(SHOTS, 'desktop-log.png') });
+  });
+
+  await step('charts: calls, errors, p99 latency, energy, rows per table', async () => {
+    await page.click('.tabs [data-tab="charts"]');
+    for (let i = 0; i < 5; i++) cliAs(env('ALICE_CONFIG'), 'call', 'create_post', `load ${i}`);
+    await page.waitForSelector('#chart-calls polyline', { timeout: 8000 });
+    for (const id of ['chart-errors', 'chart-p99', 'chart-energy', 'chart-rows']) await page.waitForSelector('#' + id);
+    const rows = await page.locator('#chart-rows').innerText();
+    check(rows.includes('Post') && rows.includes('User'), `rows chart: ${rows}`);
+    await page.screenshot({ path: join(SHOTS, 'desktop-charts.png') });
+  });
+
+  await step('phone-sized screen: no sideways scrolling, tables and reducers usable', async () => {
+    const token = await page.evaluate(() => sessionStorage.getItem('spacetime.operatorToken'));
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    const p = await phone.newPage();
+    p.setDefaultTimeout(STEP_TIMEOUT);
+    watch(p);
+    await p.goto(BASE + '/#token=' + encodeURIComponent(token) + '&db=secure_app&table=Post');
+    await p.waitForSelector('#app:not([hidden])');
+    check(!(await p.evaluate(() => location.hash.includes('token'))), 'the token is removed from the address bar');
+    await waitStatus(p, 'live from tx');
+    const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    check(overflow <= 0, `the page scrolls sideways by ${overflow}px`);
+    await p.screenshot({ path: join(SHOTS, 'phone-tables.png') });
+    await p.click('.tabs [data-tab="reducers"]');
+    await p.waitForSelector('.reducer[data-reducer="create_post"]');
+    check((await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)) <= 0, 'reducers scroll sideways');
+    await p.screenshot({ path: join(SHOTS, 'phone-reducers.png') });
+    await phone.close();
+  });
+
+  await step('sign out forgets the token', async () => {
+    await page.click('#sign-out');
+    await page.waitForSelector('#signin:not([hidden])');
+    check((await page.evaluate(() => sessionStorage.length)) === 0, 'sessionStorage is empty');
+  });
+
+  await step('no CSP violations or script errors', async () => {
+    check(problems.length === 0, problems.join('\n'));
+  });
+} catch (e) {
+  // step() has reported it.
+} finally {
+  await browser.close();
+  console.log(`${passed} passed, ${failed} failed (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  process.exit(failed > 0 || passed === 0 ? 1 : 0);
+}
