@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -153,12 +155,26 @@ func (c *wsConn) enqueue(m outMsg) bool {
 
 // send encodes a server message {"Type": body} and queues it.
 func (c *wsConn) send(typ string, body any) bool {
-	b, err := json.Marshal(map[string]any{typ: body})
+	b, err := appendMessage(nil, typ, body)
 	if err != nil {
 		c.s.log.Error("websocket: encoding a message", "type", typ, "error", err)
 		return false
 	}
 	return c.enqueue(outMsg{data: b})
+}
+
+// appendMessage appends {"Type": body}: the bytes json.Marshal gives for a
+// one-key map, without the map (typ is one of the protocol's plain names).
+func appendMessage(b []byte, typ string, body any) ([]byte, error) {
+	j, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, `{"`...)
+	b = append(b, typ...)
+	b = append(b, `":`...)
+	b = append(b, j...)
+	return append(b, '}'), nil
 }
 
 func (c *wsConn) currentIdentity() (abi.Identity, []byte) {
@@ -278,6 +294,11 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 	defer d.subs.disconnect(c)
 	c.send("InitialConnection", map[string]any{"identity": caller, "connection_id": c.id.String()})
 	s.log.Debug("websocket connected", "database", d.name, "connection", c.id, "identity", caller, "owner", c.owner)
+	if c.owner {
+		// As on the SQL route, a read beyond the grants is said in the log:
+		// the owner's operator token lets this connection read every table.
+		s.log.Info("websocket: the database owner connected with its operator token; it reads every table", "database", d.name, "connection", c.id)
+	}
 	c.reader(r.Context())
 }
 
@@ -365,8 +386,11 @@ func (c *wsConn) reader(ctx context.Context) {
 		c.ws.SetReadDeadline(time.Now().Add(pongWait))
 		return nil
 	})
+	// One buffer per connection for its messages: handle copies what it
+	// keeps (json.Unmarshal copies strings and RawMessages).
+	var buf bytes.Buffer
 	for {
-		typ, data, err := c.ws.ReadMessage()
+		typ, data, err := c.readMessage(&buf)
 		if err != nil {
 			var ce *websocket.CloseError
 			switch {
@@ -391,6 +415,21 @@ func (c *wsConn) reader(ctx context.Context) {
 		}
 		c.handle(ctx, data)
 	}
+}
+
+// readMessage is websocket.Conn.ReadMessage into buf, which it reuses
+// unless a large message grew it.
+func (c *wsConn) readMessage(buf *bytes.Buffer) (int, []byte, error) {
+	typ, r, err := c.ws.NextReader()
+	if err != nil {
+		return typ, nil, err
+	}
+	if buf.Cap() > 64<<10 {
+		*buf = bytes.Buffer{}
+	}
+	buf.Reset()
+	_, err = buf.ReadFrom(r)
+	return typ, buf.Bytes(), err
 }
 
 // malformedMessage answers a message the server could not act on. Many in a
@@ -428,6 +467,20 @@ type (
 const clientMessageTypes = "CallReducer, Subscribe, Unsubscribe or OneOffQuery"
 
 func (c *wsConn) handle(ctx context.Context, data []byte) {
+	// Most messages are well-formed CallReducers: decode those straight into
+	// their struct. Anything else, or anything the fast path doubts, takes
+	// the general path, which gives every error its message.
+	if typ, body, ok := splitEnvelope(data); ok && typ == "CallReducer" {
+		var m callReducerMsg
+		if json.Unmarshal(body, &m) == nil {
+			if err := c.callReducer(ctx, &m); err != nil {
+				c.reportMalformed(err)
+				return
+			}
+			c.malformed = 0
+			return
+		}
+	}
 	var env map[string]json.RawMessage
 	if err := json.Unmarshal(data, &env); err != nil {
 		c.malformedMessage(nil, fmt.Sprintf("the message is not a JSON object (%v): send one object with one key, the message type (%s)", err, clientMessageTypes))
@@ -464,16 +517,67 @@ func (c *wsConn) handle(ctx context.Context, data []byte) {
 			err = fmt.Errorf("unknown message type %q: the client messages are %s", truncate(typ, 40), clientMessageTypes)
 		}
 		if err != nil {
-			var me *malformedError
-			if errors.As(err, &me) {
-				c.malformedMessage(me.requestID, me.msg)
-			} else {
-				c.malformedMessage(nil, err.Error())
-			}
+			c.reportMalformed(err)
 			return
 		}
 		c.malformed = 0
 	}
+}
+
+func (c *wsConn) reportMalformed(err error) {
+	var me *malformedError
+	if errors.As(err, &me) {
+		c.malformedMessage(me.requestID, me.msg)
+	} else {
+		c.malformedMessage(nil, err.Error())
+	}
+}
+
+// splitEnvelope splits {"Type": body} without decoding it: the key, which
+// must be a plain string (no escapes), and the bytes of its value up to the
+// object's closing brace. It does not check that body is one JSON value;
+// decoding body into a struct does (a second key makes it invalid JSON).
+func splitEnvelope(data []byte) (typ string, body []byte, ok bool) {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return "", nil, false
+	}
+	i = skipSpace(data, i+1)
+	if i >= len(data) || data[i] != '"' {
+		return "", nil, false
+	}
+	start := i + 1
+	end := start
+	for end < len(data) && data[end] != '"' {
+		if data[end] == '\\' || data[end] < 0x20 {
+			return "", nil, false
+		}
+		end++
+	}
+	if end >= len(data) {
+		return "", nil, false
+	}
+	i = skipSpace(data, end+1)
+	if i >= len(data) || data[i] != ':' {
+		return "", nil, false
+	}
+	j := len(data)
+	for j > i && isSpace(data[j-1]) {
+		j--
+	}
+	if j <= i+1 || data[j-1] != '}' {
+		return "", nil, false
+	}
+	return string(data[start:end]), data[i+1 : j-1], true
+}
+
+func isSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' }
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && isSpace(data[i]) {
+		i++
+	}
+	return i
 }
 
 // malformedError is a message the server could not act on.
@@ -516,7 +620,11 @@ func (c *wsConn) callReducer(ctx context.Context, m *callReducerMsg) error {
 	}
 	caller, claims := c.currentIdentity()
 	out := c.s.call(ctx, c.d, *m.Reducer, m.Args, caller, claims, c.id)
-	c.send("ReducerResult", result{RequestID: *m.RequestID, callOutcome: out})
+	if b, ok := appendCommittedResult(nil, *m.RequestID, out); ok {
+		c.enqueue(outMsg{data: b})
+	} else {
+		c.send("ReducerResult", result{RequestID: *m.RequestID, callOutcome: out})
+	}
 	// IdentityChanged is queued before the engine recomputes the
 	// connection's views, so the client learns its new identity before the
 	// updates that follow from it.
@@ -534,4 +642,27 @@ func (c *wsConn) callReducer(ctx context.Context, m *callReducerMsg) error {
 		c.d.subs.setIdentity(c, *out.Identity)
 	}
 	return nil
+}
+
+// appendCommittedResult appends the ReducerResult of a plain committed call
+// (no session, no warning) byte for byte as send would encode it, without
+// reflection: it is the reply to nearly every call.
+func appendCommittedResult(b []byte, requestID uint32, out *callOutcome) ([]byte, bool) {
+	if out.Status != "committed" || out.Error != "" || out.Identity != nil || out.Token != "" ||
+		out.TokenExpiresAt != nil || out.Warning != "" || len(out.Return) == 0 ||
+		bytes.ContainsAny(out.Return, "<>&\u2028\u2029") || !json.Valid(out.Return) {
+		// json.Marshal would rewrite these (HTML-safe escapes) or refuse it.
+		return nil, false
+	}
+	b = append(b, `{"ReducerResult":{"request_id":`...)
+	b = strconv.AppendUint(b, uint64(requestID), 10)
+	b = append(b, `,"status":"committed","return":`...)
+	b = append(b, out.Return...)
+	if out.Offset != 0 {
+		b = append(b, `,"offset":`...)
+		b = strconv.AppendUint(b, out.Offset, 10)
+	}
+	b = append(b, `,"duration_us":`...)
+	b = strconv.AppendInt(b, out.DurationUS, 10)
+	return append(b, "}}"...), true
 }

@@ -136,8 +136,9 @@ func RunCalls(ctx context.Context, cfg CallConfig) (*CallResult, error) {
 	var readers, senders sync.WaitGroup
 	for _, c := range conns {
 		readers.Go(func() {
+			r := reader{ws: c.ws}
 			for {
-				_, data, err := c.ws.ReadMessage()
+				data, err := r.next()
 				if err != nil {
 					select {
 					case <-stop:

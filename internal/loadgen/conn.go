@@ -116,6 +116,24 @@ func dialAll(ctx context.Context, t Target, n, concurrency int) ([]*websocket.Co
 	return conns, nil
 }
 
+// reader reads messages into one reused buffer: the generator's own
+// allocations would otherwise cost the server CPU it shares.
+type reader struct {
+	ws  *websocket.Conn
+	buf bytes.Buffer
+}
+
+// next returns the next message; it is valid until the next call.
+func (r *reader) next() ([]byte, error) {
+	_, rd, err := r.ws.NextReader()
+	if err != nil {
+		return nil, err
+	}
+	r.buf.Reset()
+	_, err = r.buf.ReadFrom(rd)
+	return r.buf.Bytes(), err
+}
+
 // closeAll says goodbye on every connection and closes it.
 func closeAll(conns []*websocket.Conn) {
 	var wg sync.WaitGroup

@@ -131,8 +131,9 @@ func RunFanout(ctx context.Context, cfg FanoutConfig) (*FanoutResult, error) {
 	for i, ws := range subs {
 		readers.Go(func() {
 			first := true
+			r := reader{ws: ws}
 			for {
-				_, data, err := ws.ReadMessage()
+				data, err := r.next()
 				if err != nil {
 					if !stopping.Load() {
 						readErrs[i] = fmt.Errorf("loadgen: subscriber %d: %w", i, err)
@@ -208,8 +209,9 @@ func RunFanout(ctx context.Context, cfg FanoutConfig) (*FanoutResult, error) {
 	}
 	answers := make(chan answer, 4)
 	readers.Go(func() {
+		r := reader{ws: caller}
 		for {
-			_, data, err := caller.ReadMessage()
+			data, err := r.next()
 			if err != nil {
 				if !stopping.Load() {
 					answers <- answer{err: fmt.Errorf("loadgen: caller: %w", err)}

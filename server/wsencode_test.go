@@ -1,0 +1,76 @@
+package server
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/spacetime-go/spacetime/abi"
+)
+
+// The ReducerResult fast path must give exactly the bytes of the general
+// encoder, or decline.
+func TestAppendCommittedResult(t *testing.T) {
+	id := abi.Identity{1}
+	exp := time.Unix(1700000000, 0).UTC()
+	for _, tc := range []struct {
+		name string
+		out  callOutcome
+		fast bool
+	}{
+		{"number", callOutcome{Status: "committed", Return: json.RawMessage("17"), Offset: 9, DurationUS: 20}, true},
+		{"null, offset 0", callOutcome{Status: "committed", Return: json.RawMessage("null"), DurationUS: 3}, true},
+		{"string", callOutcome{Status: "committed", Return: json.RawMessage(`"a \"b\" c"`), Offset: 1}, true},
+		{"HTML in a string", callOutcome{Status: "committed", Return: json.RawMessage(`"<b>&"`), Offset: 1}, false},
+		{"line separator", callOutcome{Status: "committed", Return: json.RawMessage("\"a\u2028b\""), Offset: 1}, false},
+		{"failed", *failed(422, "nope"), false},
+		{"after auth", callOutcome{Status: "committed", Return: json.RawMessage(`"00"`), Identity: &id, Token: "t", TokenExpiresAt: &exp}, false},
+		{"warning", callOutcome{Status: "committed", Return: json.RawMessage(`"00"`), Identity: &id, Warning: "w"}, false},
+		{"no return", callOutcome{Status: "committed"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			type result struct {
+				RequestID uint32 `json:"request_id"`
+				*callOutcome
+			}
+			want, err := json.Marshal(map[string]any{"ReducerResult": result{RequestID: 4242, callOutcome: &tc.out}})
+			if err != nil && tc.fast {
+				t.Fatal(err)
+			}
+			got, ok := appendCommittedResult(nil, 4242, &tc.out)
+			if ok != tc.fast {
+				t.Fatalf("fast path taken: %v, want %v", ok, tc.fast)
+			}
+			if ok && string(got) != string(want) {
+				t.Errorf("got  %s\nwant %s", got, want)
+			}
+			general, err := appendMessage(nil, "ReducerResult", result{RequestID: 4242, callOutcome: &tc.out})
+			if err == nil && string(general) != string(want) {
+				t.Errorf("appendMessage: got %s\nwant %s", general, want)
+			}
+		})
+	}
+}
+
+func TestSplitEnvelope(t *testing.T) {
+	for _, tc := range []struct {
+		in, typ, body string
+		ok            bool
+	}{
+		{`{"CallReducer":{"request_id":1}}`, "CallReducer", `{"request_id":1}`, true},
+		{" \n{ \"Subscribe\" :\t{} }\r\n", "Subscribe", "\t{} ", true},
+		{`{"A":{},"B":{}}`, "A", `{},"B":{}`, true}, // the body's decoder refuses it
+		{`{"Call\"Reducer":{}}`, "", "", false},
+		{`{"CallReducer"}`, "", "", false},
+		{`{"CallReducer":}`, "CallReducer", "", true},   // so is an empty body
+		{`{"CallReducer":{}`, "CallReducer", "{", true}, // and a cut one
+		{`["CallReducer",{}]`, "", "", false},
+		{``, "", "", false},
+		{`{"x`, "", "", false},
+	} {
+		typ, body, ok := splitEnvelope([]byte(tc.in))
+		if typ != tc.typ || string(body) != tc.body || ok != tc.ok {
+			t.Errorf("%q: got %q %q %v, want %q %q %v", tc.in, typ, body, ok, tc.typ, tc.body, tc.ok)
+		}
+	}
+}
