@@ -58,7 +58,7 @@ func (j *jwksServer) add(kid string, k *rsa.PublicKey) {
 	j.mu.Unlock()
 }
 
-func writePEM(t *testing.T, dir, name string, pub any) string {
+func writePEM(t testing.TB, dir, name string, pub any) string {
 	t.Helper()
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
