@@ -51,6 +51,19 @@ type Plan struct {
 	Reads []string
 	match func(row []abi.Value, env *Env) bool
 	conj  []Equality
+	// subs are the IN subqueries of this plan's own WHERE (nested ones
+	// belong to their subquery's plan).
+	subs []subRef
+}
+
+// subRef is one `x IN (subquery)` of a plan.
+type subRef struct {
+	sub *Plan
+	col int
+	// get is the tested value; rowFree when it does not read the row
+	// (:caller or a constant), so only its membership matters.
+	get     func(row []abi.Value, env *Env) abi.Value
+	rowFree bool
 }
 
 // Equality is a top-level conjunct `column = constant` or `column = :caller`,
@@ -73,9 +86,78 @@ type RowSource interface {
 type Env struct {
 	Caller abi.Identity
 	Source RowSource
-	sets   map[*Plan]map[string]struct{}
-	err    error
+	// Cache, when set, shares the results of subqueries that do not use
+	// :caller between the Envs of one database state (one Cache per state,
+	// with the same Source).
+	Cache *Cache
+	sets  map[*Plan]map[string]struct{}
+	err   error
 }
+
+// Cache holds subquery results for one database state, shared by every Env
+// evaluated against that state. It is not safe for concurrent use.
+type Cache struct {
+	sets map[*Plan]map[string]struct{}
+}
+
+// NewCache returns an empty cache.
+func NewCache() *Cache { return &Cache{sets: map[*Plan]map[string]struct{}{}} }
+
+// Keep copies into c the results of from whose tables did not change
+// between from's state and c's: changed reports the tables a transaction
+// wrote.
+func (c *Cache) Keep(from *Cache, changed func(table string) bool) {
+	if from == nil {
+		return
+	}
+outer:
+	for p, set := range from.sets {
+		if changed(p.Table.Name) {
+			continue
+		}
+		for _, r := range p.Reads {
+			if changed(r) {
+				continue outer
+			}
+		}
+		c.sets[p] = set
+	}
+}
+
+// SameSubqueries reports whether every IN subquery of p answers alike in a
+// and b, as far as p can tell: the same membership when the tested value
+// does not depend on the row (`:caller IN (...)`), the same set otherwise.
+// When it holds, p matches a row in a exactly when it matches it in b, so a
+// change to the subqueries' tables need not be re-evaluated row by row.
+func (p *Plan) SameSubqueries(a, b *Env) bool {
+	for _, r := range p.subs {
+		sa, sb := a.subquerySet(r.sub, r.col), b.subquerySet(r.sub, r.col)
+		if r.rowFree {
+			k := valueKey(r.get(nil, a))
+			if k != valueKey(r.get(nil, b)) {
+				return false
+			}
+			_, ina := sa[k]
+			_, inb := sb[k]
+			if ina != inb {
+				return false
+			}
+			continue
+		}
+		if len(sa) != len(sb) {
+			return false
+		}
+		for k := range sa {
+			if _, ok := sb[k]; !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// HasSubqueries reports whether p's WHERE uses IN (SELECT ...).
+func (p *Plan) HasSubqueries() bool { return len(p.subs) > 0 }
 
 // Err reports the first error a subquery met while evaluating against env.
 func (env *Env) Err() error { return env.err }
@@ -308,6 +390,8 @@ func (c *compiler) in(p *Plan, e *In) (matchFn, error) {
 		p.Reads = appendUnique(p.Reads, r)
 	}
 	col := sub.Project[0]
+	_, isCol := e.X.(*Column)
+	p.subs = append(p.subs, subRef{sub: sub, col: col, get: get, rowFree: !isCol})
 	return func(row []abi.Value, env *Env) bool {
 		set := env.subquerySet(sub, col)
 		_, ok := set[valueKey(get(row, env))]
@@ -328,6 +412,12 @@ func (env *Env) subquerySet(sub *Plan, col int) map[string]struct{} {
 	if set, ok := env.sets[sub]; ok {
 		return set
 	}
+	shared := env.Cache != nil && !sub.UsesCaller
+	if shared {
+		if set, ok := env.Cache.sets[sub]; ok {
+			return set
+		}
+	}
 	set := map[string]struct{}{}
 	if env.Source == nil {
 		env.err = fmt.Errorf("query: a subquery on %s needs a row source", sub.Table.Name)
@@ -338,6 +428,10 @@ func (env *Env) subquerySet(sub *Plan, col int) map[string]struct{} {
 		return true
 	}); err != nil && env.err == nil {
 		env.err = err
+	}
+	if shared && env.err == nil {
+		env.Cache.sets[sub] = set
+		return set
 	}
 	if env.sets == nil {
 		env.sets = map[*Plan]map[string]struct{}{}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spacetime-go/spacetime/abi"
 	"github.com/spacetime-go/spacetime/runtime"
+	"github.com/spacetime-go/spacetime/server/subscription"
 	"github.com/spacetime-go/spacetime/store"
 )
 
@@ -219,6 +220,12 @@ func (s *Server) publish(ctx context.Context, name string, owner abi.Identity, w
 	mod, err := s.rt.Compile(ctx, wasm)
 	if err != nil {
 		return nil, err
+	}
+	// Grants are enforced by the subscription engine; a rule it cannot
+	// compile would leave its table closed, so refuse it here, where the
+	// publisher sees where it is.
+	if err := subscription.CheckGrants(mod.Def()); err != nil {
+		return nil, fmt.Errorf("%w: grant_access: %w", runtime.ErrInvalidModule, err)
 	}
 	now := time.Now().UTC()
 	res := &publishResult{Database: name, ModuleHash: mod.Hash(), PublishedAt: now, CompileMS: mod.CompileTime().Milliseconds()}

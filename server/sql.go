@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,12 +11,13 @@ import (
 
 	"github.com/spacetime-go/spacetime/abi"
 	"github.com/spacetime-go/spacetime/query"
-	"github.com/spacetime-go/spacetime/store"
+	"github.com/spacetime-go/spacetime/server/subscription"
 )
 
 // MaxSQLRows bounds the rows one SQL query returns: the answer is built in
-// memory, and a query that needs more should filter or count.
-const MaxSQLRows = 100_000
+// memory, and a query that needs more should filter or count. It is the
+// subscription engine's limit on one-off rows.
+const MaxSQLRows = subscription.DefaultMaxInitialRows
 
 // sqlResult is one statement's result.
 type sqlResult struct {
@@ -26,84 +28,6 @@ type sqlResult struct {
 	AsOwner bool `json:"as_owner,omitempty"`
 	// Offset is the transaction offset the rows are as of.
 	Offset uint64 `json:"offset"`
-}
-
-// errForbiddenTable is a read of a table the reader may not see.
-var errForbiddenTable = errors.New("table not readable")
-
-// tableSchema presents a store database's tables to the query compiler.
-type tableSchema []abi.TableDef
-
-func (ts tableSchema) Table(name string) (*abi.TableDef, bool) {
-	for i := range ts {
-		if ts[i].Name == name {
-			return &ts[i], true
-		}
-	}
-	return nil, false
-}
-
-// snapshotSource feeds subqueries from the same snapshot as the main scan.
-type snapshotSource struct {
-	db   *store.Database
-	snap *store.Snapshot
-}
-
-func (ss snapshotSource) ScanTable(table string, fn func(row []abi.Value) bool) error {
-	tid, err := ss.db.TableID(table)
-	if err != nil {
-		return err
-	}
-	def, err := ss.db.Table(tid)
-	if err != nil {
-		return err
-	}
-	it, err := ss.snap.Scan(tid)
-	if err != nil {
-		return err
-	}
-	defer it.Close()
-	types := def.ColumnTypes()
-	for {
-		row, ok := it.Next()
-		if !ok {
-			return nil
-		}
-		vals, err := abi.DecodeRow(types, row)
-		if err != nil {
-			return err
-		}
-		if !fn(vals) {
-			return nil
-		}
-	}
-}
-
-// checkReadable applies the access rule of this version: clients read only
-// tables opened with `grant_access T to public`; the owner reads everything.
-func checkReadable(def *abi.ModuleDef, table string) error {
-	other := ""
-	for _, g := range def.Grants {
-		if g.Table != table {
-			continue
-		}
-		if g.To == "public" {
-			return nil
-		}
-		if other == "" {
-			if g.To != "" {
-				other = "to " + g.To
-			} else {
-				other = "where " + g.Where
-			}
-		}
-	}
-	if other != "" {
-		return fmt.Errorf("%w: table %s is not open to clients yet: its rule (grant_access %s %s) is not enforced by this server version, which opens only tables with \"grant_access %s to public;\" (the database owner may read it with its operator token)",
-			errForbiddenTable, table, table, other, table)
-	}
-	return fmt.Errorf("%w: table %s is private; open it with \"grant_access %s to public;\" in the schema (the database owner may read it with its operator token)",
-		errForbiddenTable, table, table)
 }
 
 func (s *Server) handleSQL(w http.ResponseWriter, r *http.Request) {
@@ -149,83 +73,33 @@ func (s *Server) handleSQL(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, []*sqlResult{res})
 }
 
-// runSQL runs one query against a snapshot of d.
+// runSQL runs one query against the latest durable state of d under the
+// reader's grants (the subscription engine's Query: the same rules as
+// one-off queries and subscriptions). The owner reads every row; the
+// engine logs it, and the result says so (as_owner).
 func (s *Server) runSQL(d *database, text string, caller abi.Identity, owner bool) (*sqlResult, int, error) {
-	q, err := query.Parse(text)
+	res, err := d.subs.engine.Query(context.Background(), subscription.Reader{Caller: caller, Owner: owner}, text)
 	if err != nil {
-		return nil, http.StatusBadRequest, err
-	}
-	sdb := d.rdb.Store()
-	schema := tableSchema(sdb.Tables())
-	plan, err := query.Compile(q, schema)
-	if err != nil {
-		return nil, http.StatusBadRequest, err
-	}
-	tables := append([]string{plan.Table.Name}, plan.Reads...)
-	def := d.def()
-	privileged := false
-	for _, t := range tables {
-		if err := checkReadable(def, t); err != nil {
-			if !owner {
-				return nil, http.StatusForbidden, err
-			}
-			privileged = true
+		code := http.StatusInternalServerError
+		switch {
+		case errors.Is(err, query.ErrSyntax), errors.Is(err, query.ErrUnknownTable), errors.Is(err, query.ErrUnknownColumn),
+			errors.Is(err, query.ErrType), errors.Is(err, subscription.ErrUnsupported):
+			code = http.StatusBadRequest
+		case errors.Is(err, subscription.ErrPrivateTable):
+			code = http.StatusForbidden
+		case errors.Is(err, subscription.ErrLimit):
+			code = http.StatusUnprocessableEntity
+			err = fmt.Errorf("the query matches more than %d rows: add a WHERE clause, or count with SELECT COUNT(*)", MaxSQLRows)
+		case errors.Is(err, subscription.ErrClosed):
+			code = http.StatusServiceUnavailable
+			err = fmt.Errorf("the database is closing; retry in a moment")
+		default:
+			err = fmt.Errorf("running the query: %w", err)
 		}
+		return nil, code, err
 	}
-	if privileged {
-		s.log.Info("sql: the owner read private tables", "database", d.name, "tables", tables, "query", truncate(text, 200))
+	if len(res.Privileged) > 0 {
+		s.log.Info("sql: the owner read rows clients may not read", "database", d.name, "tables", res.Privileged, "query", truncate(text, 200))
 	}
-
-	snap := sdb.Snapshot()
-	env := &query.Env{Caller: caller, Source: snapshotSource{db: sdb, snap: snap}}
-	res := &sqlResult{Table: plan.Table.Name, AsOwner: owner, Offset: snap.Offset(), Rows: []json.RawMessage{}}
-	out := plan.Table
-	if plan.Project != nil {
-		out = &abi.TableDef{Name: plan.Table.Name}
-		for _, c := range plan.Project {
-			out.Columns = append(out.Columns, plan.Table.Columns[c])
-		}
-	}
-	for _, c := range out.Columns {
-		res.Columns = append(res.Columns, c.Name)
-	}
-	var count uint64
-	var proj []abi.Value
-	tooMany := false
-	err = snapshotSource{db: sdb, snap: snap}.ScanTable(plan.Table.Name, func(row []abi.Value) bool {
-		if !plan.Match(row, env) {
-			return true
-		}
-		count++
-		if plan.Count {
-			return true
-		}
-		if len(res.Rows) >= MaxSQLRows {
-			tooMany = true
-			return false
-		}
-		if plan.Project != nil {
-			proj = proj[:0]
-			for _, c := range plan.Project {
-				proj = append(proj, row[c])
-			}
-			row = proj
-		}
-		res.Rows = append(res.Rows, abi.AppendRowJSON(nil, out, row))
-		return true
-	})
-	if err == nil {
-		err = env.Err()
-	}
-	if err != nil {
-		return nil, http.StatusInternalServerError, fmt.Errorf("running the query: %w", err)
-	}
-	if tooMany {
-		return nil, http.StatusUnprocessableEntity, fmt.Errorf("the query matches more than %d rows: add a WHERE clause, or count with SELECT COUNT(*)", MaxSQLRows)
-	}
-	if plan.Count {
-		res.Columns = []string{"count"}
-		res.Rows = []json.RawMessage{fmt.Appendf(nil, `{"count":%d}`, count)}
-	}
-	return res, 0, nil
+	return &sqlResult{Table: res.Table, Columns: res.Columns, Rows: res.Rows, AsOwner: res.AsOwner, Offset: res.Offset}, 0, nil
 }

@@ -26,6 +26,17 @@ func newSubscriptions(d *database) *subscriptions {
 	ss.engine = subscription.New(d.rdb.Store(), d.def,
 		subscription.WithLogger(d.s.log),
 		subscription.WithMaxQueuedUpdates(d.s.cfg.sendQueue),
+		// A set dropped because its connection may no longer read one of its
+		// tables (republish, identity change) is reported in stream order:
+		// after its last update, before anything later.
+		subscription.WithRevokeHandler(func(r subscription.Revoked) {
+			ss.mu.Lock()
+			c := ss.conns[r.Conn]
+			ss.mu.Unlock()
+			if c != nil {
+				c.send("SubscriptionError", map[string]any{"request_id": nil, "query_set_id": r.QuerySetID, "error": subscriptionError(r.Err)})
+			}
+		}),
 		subscription.WithOverflowHandler(func(id abi.ConnectionID) {
 			ss.mu.Lock()
 			c := ss.conns[id]
@@ -56,20 +67,25 @@ func (ss *subscriptions) disconnect(c *wsConn) {
 	ss.updateGauge()
 }
 
-func (ss *subscriptions) setIdentity(c *wsConn, id abi.Identity) { ss.engine.SetIdentity(c.id, id) }
+// setIdentity recomputes the connection's views under its new identity:
+// the rows that left and entered each view arrive as one recomputed
+// TransactionUpdate; sets it may no longer read are dropped with a
+// SubscriptionError (through the revoke handler).
+func (ss *subscriptions) setIdentity(c *wsConn, id abi.Identity) {
+	if r := ss.engine.SetIdentity(c.id, id); len(r) > 0 {
+		ss.d.s.log.Info("subscriptions dropped: the new identity may not read them", "database", ss.d.name, "connection", c.id, "sets", len(r))
+		ss.updateGauge()
+	}
+}
 
-// moduleChanged is called after a republish: query sets that read a table
-// the new module no longer opens to their connection are dropped, and each
-// client is told with a SubscriptionError (request_id null: no request
-// caused it).
+// moduleChanged is called after a republish: the engine recomputes the
+// views whose grants changed, and drops the query sets that read a table the
+// new module no longer opens to their connection; each such client gets a
+// SubscriptionError (request_id null: no request caused it) through the
+// revoke handler.
 func (ss *subscriptions) moduleChanged() {
-	for _, r := range ss.engine.ModuleChanged() {
-		ss.mu.Lock()
-		c := ss.conns[r.Conn]
-		ss.mu.Unlock()
-		if c != nil {
-			c.send("SubscriptionError", map[string]any{"request_id": nil, "query_set_id": r.QuerySetID, "error": "the database's module was updated: " + subscriptionError(r.Err)})
-		}
+	if r := ss.engine.ModuleChanged(); len(r) > 0 {
+		ss.d.s.log.Info("subscriptions dropped after a republish: the module's grants no longer open their tables", "database", ss.d.name, "sets", len(r))
 	}
 	ss.updateGauge()
 }
@@ -153,7 +169,11 @@ func (c *wsConn) subscribe(ctx context.Context, m *subscribeMsg) error {
 	// The hook queues SubscribeApplied from the engine's delivery path,
 	// strictly before the set's first update.
 	ctx = subscription.WithAppliedHook(ctx, func(a *subscription.SubscribeApplied) {
-		c.send("SubscribeApplied", map[string]any{"request_id": reqID, "query_set_id": a.QuerySetID, "offset": a.Offset, "tables": tableRows(a.Tables)})
+		m := map[string]any{"request_id": reqID, "query_set_id": a.QuerySetID, "offset": a.Offset, "tables": tableRows(a.Tables)}
+		if c.owner {
+			m["as_owner"] = true // the owner's rows are not filtered by grants
+		}
+		c.send("SubscribeApplied", m)
 	})
 	_, err := c.d.subs.engine.Subscribe(ctx, c.id, qsID, m.Queries)
 	c.d.subs.updateGauge()
@@ -192,7 +212,11 @@ func (c *wsConn) oneOffQuery(ctx context.Context, m *oneOffQueryMsg) error {
 		c.send("OneOffQueryResult", map[string]any{"request_id": *m.RequestID, "error": subscriptionError(err)})
 		return nil
 	}
-	c.send("OneOffQueryResult", map[string]any{"request_id": *m.RequestID, "tables": tableRows(res.Tables)})
+	out := map[string]any{"request_id": *m.RequestID, "tables": tableRows(res.Tables)}
+	if c.owner {
+		out["as_owner"] = true // the owner's rows are not filtered by grants
+	}
+	c.send("OneOffQueryResult", out)
 	return nil
 }
 

@@ -1,9 +1,11 @@
 package schema
 
 import (
+	"errors"
 	"strings"
 
 	"github.com/spacetime-go/spacetime/abi"
+	"github.com/spacetime-go/spacetime/query"
 )
 
 // lifecycle maps the reserved reducer names to their lifecycle.
@@ -231,4 +233,63 @@ func (f *file) moduleDef() *abi.ModuleDef {
 	}
 	m.Grants = f.grants
 	return m
+}
+
+// checkGrants compiles every grant's rule against the module's tables, as
+// the host will at publish, and reports each problem where it is in the
+// file: a rule that does not parse, names a column or table that does not
+// exist, or compares values of different types.
+func (p *parser) checkGrants(f *file, def *abi.ModuleDef) {
+	tables := grantSchema{}
+	for i := range def.Tables {
+		tables[def.Tables[i].Name] = &def.Tables[i]
+	}
+	_, err := query.CompileGrants(def.Grants, tables)
+	if err == nil {
+		return
+	}
+	var ges []*query.GrantError
+	for _, e := range unwrapAll(err) {
+		var ge *query.GrantError
+		if errors.As(e, &ge) {
+			ges = append(ges, ge)
+		}
+	}
+	for _, ge := range ges {
+		pos := ge.Grant.Pos
+		for i, g := range f.grants {
+			if g.Pos == ge.Grant.Pos && ge.At.Line > 0 {
+				pos = posIn(f.wherePos[i], g.Where, ge.At.Offset)
+			}
+		}
+		p.errorf(pos, "in the rule of grant_access %s: %s", ge.Grant.Table, ge.Msg)
+	}
+}
+
+type grantSchema map[string]*abi.TableDef
+
+func (s grantSchema) Table(name string) (*abi.TableDef, bool) { t, ok := s[name]; return t, ok }
+
+func unwrapAll(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// posIn is the file position of byte off of text, which starts at start.
+func posIn(start abi.Pos, text string, off int) abi.Pos {
+	pos := start
+	if off > len(text) {
+		off = len(text)
+	}
+	for _, r := range text[:off] {
+		if r == '\n' {
+			pos.Line++
+			pos.Column = 1
+		} else {
+			pos.Column++
+		}
+	}
+	return pos
 }

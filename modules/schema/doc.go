@@ -27,9 +27,12 @@
 // TableDef.Indexes lists the implied primary-key and unique indexes as well,
 // so the host and generated code agree on every name.
 //
-// grant_access filters are kept as written (abi.GrantDef.Where); the host
-// parses and enforces them. Here a grant is checked only for naming a
-// declared table.
+// grant_access rules are kept as written (abi.GrantDef.Where, comments
+// blanked) and compiled here with the host's compiler (query.CompileGrants)
+// against the declared tables, so a rule that does not parse, names a table
+// or column that does not exist, or compares mismatched types fails at
+// generate time with the file, line and column of the mistake. The host
+// compiles them again at publish and enforces them.
 //
 // Errors carry file, line and column and say what was expected; Parse reports
 // up to MaxErrors of them, recovering at the next column or statement.

@@ -78,7 +78,23 @@ func Parse(file string, src []byte) (*abi.ModuleDef, error) {
 	if !ok || len(p.errs) > 0 {
 		return nil, p.errs
 	}
-	return f.moduleDef(), nil
+	def := f.moduleDef()
+	if p.checkGrantsSafe(f, def); len(p.errs) > 0 {
+		return nil, p.errs
+	}
+	return def, nil
+}
+
+// checkGrantsSafe runs checkGrants, stopping at MaxErrors like run.
+func (p *parser) checkGrantsSafe(f *file, def *abi.ModuleDef) {
+	defer func() {
+		if r := recover(); r != nil {
+			if _, bail := r.(errBail); !bail {
+				panic(r)
+			}
+		}
+	}()
+	p.checkGrants(f, def)
 }
 
 // run parses and checks, stopping early when MaxErrors are reached.
@@ -104,6 +120,8 @@ type file struct {
 	tables   []*tableDecl
 	reducers []*reducerDecl
 	grants   []abi.GrantDef
+	// wherePos is where each grant's rule starts (zero for "to ..." grants).
+	wherePos []abi.Pos
 }
 
 type attr struct {
@@ -243,8 +261,9 @@ func (p *parser) parseFile() *file {
 			}
 		case p.is("grant_access"):
 			p.noAttrs(attrs, "grant_access")
-			if g, ok := p.parseGrant(); ok {
+			if g, wpos, ok := p.parseGrant(); ok {
 				f.grants = append(f.grants, g)
+				f.wherePos = append(f.wherePos, wpos)
 			}
 		default:
 			p.errorf(p.tok.pos, "expected \"table\", \"reducer\" or \"grant_access\", found %s", p.tok)
@@ -515,15 +534,15 @@ func (p *parser) parseReducer() *reducerDecl {
 }
 
 // parseGrant parses grant_access T to public|authenticated; and
-// grant_access T where FILTER; keeping FILTER's source text. The filter is
-// checked by the host's query parser, not here.
-func (p *parser) parseGrant() (abi.GrantDef, bool) {
-	g := abi.GrantDef{Pos: p.tok.pos}
+// grant_access T where FILTER; keeping FILTER's source text (comments
+// blanked out) and where it starts. The filter is compiled by checkGrants.
+func (p *parser) parseGrant() (g abi.GrantDef, wpos abi.Pos, ok bool) {
+	g = abi.GrantDef{Pos: p.tok.pos}
 	p.next() // grant_access
 	name, _, ok := p.ident("a table name after \"grant_access\"")
 	if !ok {
 		p.syncTop()
-		return g, false
+		return g, wpos, false
 	}
 	g.Table = name
 	switch {
@@ -532,36 +551,67 @@ func (p *parser) parseGrant() (abi.GrantDef, bool) {
 		if !p.is("public") && !p.is("authenticated") {
 			p.errorf(p.tok.pos, "expected \"public\" or \"authenticated\" after \"to\", found %s", p.tok)
 			p.syncTop()
-			return g, false
+			return g, wpos, false
 		}
 		g.To = p.tok.text
 		p.next()
 	case p.is("where"):
 		p.next()
 		start := p.tok.off
-		wpos := p.tok.pos
+		wpos = p.tok.pos
 		end := start
 		for !p.is(";") && p.tok.kind != tEOF {
 			if p.tok.kind == tIllegal {
 				p.errorf(p.tok.pos, "unexpected %s in the filter of grant_access %s", p.tok, name)
 				p.syncTop()
-				return g, false
+				return g, wpos, false
 			}
 			end = p.tok.end
 			p.next()
 		}
-		g.Where = strings.TrimSpace(p.src[start:end])
-		if g.Where == "" {
+		g.Where = blankComments(p.src[start:end])
+		if strings.TrimSpace(g.Where) == "" {
 			p.errorf(wpos, "expected a row filter after \"where\" (as in where owner = :caller)")
 		}
 	default:
 		p.errorf(p.tok.pos, "expected \"to public\", \"to authenticated\" or \"where ...\" after grant_access %s, found %s", name, p.tok)
 		p.syncTop()
-		return g, false
+		return g, wpos, false
 	}
 	if !p.expect(";", "after the grant_access statement") {
 		p.syncTop()
-		return g, false
+		return g, wpos, false
 	}
-	return g, true
+	return g, wpos, true
+}
+
+// blankComments replaces the schema language's comments in a rule's text
+// with spaces (newlines kept), so that the query parser, which does not know
+// them, sees the same offsets.
+func blankComments(s string) string {
+	b := []byte(s)
+	for i := 0; i < len(b); i++ {
+		switch {
+		case b[i] == '\'' || b[i] == '"':
+			q := b[i]
+			for i++; i < len(b) && b[i] != q; i++ {
+			}
+		case b[i] == '/' && i+1 < len(b) && b[i+1] == '/':
+			for ; i < len(b) && b[i] != '\n'; i++ {
+				b[i] = ' '
+			}
+		case b[i] == '/' && i+1 < len(b) && b[i+1] == '*':
+			b[i], b[i+1] = ' ', ' '
+			for i += 2; i < len(b) && !(b[i] == '*' && i+1 < len(b) && b[i+1] == '/'); i++ {
+				if b[i] != '\n' {
+					b[i] = ' '
+				}
+			}
+			if i < len(b) {
+				b[i], b[i+1] = ' ', ' '
+				i++
+			}
+		}
+	}
+	return strings.TrimSpace(string(b))
 }

@@ -81,7 +81,7 @@ table PrivateMessage {
     flags: Vec<Option<u8>>,
     ratio: f64
 }
-table AdminDashboard { identity_id: IdentityId, role: String, }
+table AdminDashboard { identity_id: IdentityId, role: String, } table User { identity_id: IdentityId, role: String }
 reducer init();
 reducer client_connected();
 reducer client_disconnected();
@@ -166,6 +166,12 @@ func TestErrors(t *testing.T) {
 		{"grant unknown table", "table Post { a: u8 }\ngrant_access Posts to public;", []string{"2:1: grant_access names table Posts, which is not declared; did you mean Post?"}},
 		{"grant bad audience", "table P { a: u8 }\ngrant_access P to everyone;", []string{`2:19: expected "public" or "authenticated" after "to", found "everyone"`}},
 		{"grant empty where", "table P { a: u8 }\ngrant_access P where ;", []string{`2:22: expected a row filter after "where"`}},
+		{"grant unknown column", "table P { a: u8 }\ngrant_access P where b = 1;", []string{`2:22: in the rule of grant_access P: table P has no column "b" (its columns: a)`}},
+		{"grant rule syntax", "table P { a: u8 }\ngrant_access P where a = = 1;", []string{`2:26: in the rule of grant_access P: expected a column, a value or :caller, found "="`}},
+		{"grant rule type", "table P { a: u8 }\ngrant_access P where a = 'x';", []string{`2:26: in the rule of grant_access P: 'x' is not a u8`}},
+		{"grant rule on a later line after a comment", "table P { a: u8, o: IdentityId }\ngrant_access P where o = :caller // mine\n  or a = :caller;", []string{`3:8: in the rule of grant_access P: cannot compare column a (u8) with :caller (IdentityId)`}},
+		{"grant subquery unknown table", "table P { a: u8, o: IdentityId }\ngrant_access P where :caller in (select o from Admin);", []string{`2:48: in the rule of grant_access P: no table named "Admin"`}},
+		{"grant subquery unknown column", "table P { a: u8, o: IdentityId }\ngrant_access P where :caller in (select who from P);", []string{`2:41: in the rule of grant_access P: table P has no column "who"`}},
 		{"missing semicolon", "reducer r()\ntable T { a: u8 }", []string{`2:1: expected ";" after the reducer declaration, found "table"`}},
 		{"unclosed table", "table T {\n a: u8,\nreducer r();", []string{`3:1: expected '}' to close table T`}},
 		{"reserved name", "reducer __call__();", []string{"1:9: reducer name __call__ is reserved"}},

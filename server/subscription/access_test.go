@@ -22,9 +22,11 @@ func TestAccess(t *testing.T) {
 	f.e.Connect(user.id, ident(1), false, user.send)
 	owner := newClient(t, connID(2))
 	f.e.Connect(owner.id, ident(2), true, owner.send)
+	anon := newClient(t, connID(3))
+	f.e.Connect(anon.id, ident(0), false, anon.send)
 	ctx := context.Background()
 
-	privateMsg := `table "Secret" is private: no grant_access opens it to clients (add "grant_access Secret to public;" to the schema to publish it)`
+	privateMsg := `table is private: no grant_access opens table "Secret" to clients (the schema can add "grant_access Secret to public;"`
 	cases := []struct {
 		name    string
 		c       *client
@@ -38,7 +40,9 @@ func TestAccess(t *testing.T) {
 		{name: "private one-off", c: user, oneOff: "SELECT COUNT(*) FROM Secret", wantErr: ErrPrivateTable, wantMsg: privateMsg},
 		{name: "private table in a subquery", c: user, oneOff: "SELECT * FROM Post WHERE n IN (SELECT a FROM Log)"},
 		{name: "private table in a subquery refused", c: user, oneOff: "SELECT * FROM Post WHERE id IN (SELECT id FROM Secret)", wantErr: ErrPrivateTable, wantMsg: privateMsg},
-		{name: "authenticated grant not enforced yet", c: user, sub: []string{"SELECT * FROM Profile"}, wantErr: ErrPrivateTable, wantMsg: `grant_access Profile to authenticated`},
+		{name: "authenticated grant", c: user, sub: []string{"SELECT * FROM Profile"}},
+		{name: "authenticated grant refuses anonymous", c: anon, sub: []string{"SELECT * FROM Profile"}, wantErr: ErrPrivateTable, wantMsg: `only signed-in clients may read table "Profile" (grant_access Profile to authenticated); sign in first`},
+		{name: "authenticated grant refuses anonymous one-off", c: anon, oneOff: "SELECT COUNT(*) FROM Profile", wantErr: ErrPrivateTable, wantMsg: `only signed-in clients may read table "Profile"`},
 		{name: "owner subscribes to private", c: owner, sub: []string{"SELECT * FROM Secret"}},
 		{name: "owner one-off on private", c: owner, oneOff: "SELECT * FROM Secret"},
 		{name: "public", c: user, sub: []string{"SELECT * FROM Post"}},
@@ -74,8 +78,8 @@ func TestAccess(t *testing.T) {
 	}
 	// A refused Subscribe leaves nothing behind.
 	st := f.e.Stats()
-	if st.QuerySets != 2 || st.PendingSubscribes != 0 {
-		t.Fatalf("stats after the cases = %+v, want 2 query sets and nothing pending", st)
+	if st.QuerySets != 3 || st.PendingSubscribes != 0 {
+		t.Fatalf("stats after the cases = %+v, want 3 query sets and nothing pending", st)
 	}
 }
 

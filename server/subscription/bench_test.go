@@ -59,7 +59,7 @@ func BenchmarkFanout(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				off++
 				f.e.mu.Lock()
-				f.e.fanoutLocked(off, deltas[i%len(deltas)])
+				f.e.fanoutLocked(off, deltas[i%len(deltas)], f.e.snap, f.e.snap)
 				f.e.mu.Unlock()
 			}
 			cpu1, _ := threadCPUTime()

@@ -1,10 +1,13 @@
 package subscription
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"sort"
 
 	"github.com/spacetime-go/spacetime/abi"
+	"github.com/spacetime-go/spacetime/query"
 	"github.com/spacetime-go/spacetime/store"
 )
 
@@ -16,25 +19,48 @@ func (e *Engine) onCommit(c store.Commit, after *store.Snapshot) {
 	if e.closed || c.Offset <= e.snap.Offset() {
 		return // already part of the snapshot the engine started from
 	}
+	before := e.snap
 	e.snap = after
 	if c.Delta == nil || len(c.Delta.Tables) == 0 {
 		return
 	}
 	for p := range e.pending {
-		p.buf = append(p.buf, c)
+		p.buf = append(p.buf, pendingCommit{Commit: c, after: after})
 	}
-	e.fanoutLocked(c.Offset, c.Delta)
+	e.fanoutLocked(c.Offset, c.Delta, before, after)
+}
+
+func changedTables(d *store.Delta) func(string) bool {
+	return func(t string) bool {
+		for i := range d.Tables {
+			if d.Tables[i].Name == t {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // fanoutLocked matches a transaction's delta against the live queries and
 // queues one TransactionUpdate per affected connection.
-func (e *Engine) fanoutLocked(offset uint64, d *store.Delta) {
+func (e *Engine) fanoutLocked(offset uint64, d *store.Delta, before, after *store.Snapshot) {
+	changed := changedTables(d)
+	prevCache := e.stateCache
+	e.stateCache = query.NewCache()
+	e.stateCache.Keep(prevCache, changed)
 	if len(e.queries) == 0 {
 		return
 	}
+	if prevCache == nil {
+		prevCache = query.NewCache()
+	}
 	e.txStamp++
 	tx := e.txStamp
+	e.txSrc = [2]query.RowSource{grantSource{db: e.db, snap: before}, grantSource{db: e.db, snap: after}}
+	e.txCache = [2]*query.Cache{prevCache, e.stateCache}
+	defer func() { e.txSrc, e.txCache = [2]query.RowSource{}, [2]*query.Cache{} }()
 	e.touched = e.touched[:0]
+	flips := e.flipsLocked(tx, d)
 	for i := range d.Tables {
 		td := &d.Tables[i]
 		ts := e.tables[td.Name]
@@ -50,12 +76,17 @@ func (e *Engine) fanoutLocked(offset uint64, d *store.Delta) {
 		e.matchRowsLocked(tx, ts, def, types, td.Deletes, false)
 		e.matchRowsLocked(tx, ts, def, types, td.Inserts, true)
 	}
+	e.recomputeFlipsLocked(tx, flips, before, after)
 	if len(e.touched) == 0 {
 		return
 	}
 	e.tconns = e.tconns[:0]
 	for _, s := range e.touched {
 		c := s.conn
+		if c.sets[s.id] != s || len(s.cur.Tables) == 0 {
+			s.cur = nil // dropped during the fan-out
+			continue
+		}
 		if c.curTx != tx {
 			c.curTx = tx
 			c.cur = &TransactionUpdate{Offset: offset}
@@ -84,13 +115,20 @@ func (e *Engine) matchRowsLocked(tx uint64, ts *tableSubs, def *abi.TableDef, ty
 		e.rowStamp++
 		stamp := e.rowStamp
 		var js json.RawMessage
+		side := 0
+		if insert {
+			side = 1
+		}
 		visit := func(uq *uquery) {
-			if !uq.match(vals, tx) {
+			if !e.match(uq, vals, tx, side) {
 				return
 			}
 			for s := range uq.subs {
 				if s.stamp == stamp || s.conn.box.gone.Load() {
 					continue // already has this row through another query of the set, or no longer delivered to
+				}
+				if s.flipTx == tx && contains(s.flipTables, def.Name) {
+					continue // its view of the table is recomputed as a whole
 				}
 				s.stamp = stamp
 				if js == nil {
@@ -138,3 +176,118 @@ func (s *qset) add(tx uint64, table string, js json.RawMessage, insert bool, tou
 // noRows is an empty, non-nil row list (JSON []), shared: its capacity is 0,
 // so appending to it always allocates a new array.
 var noRows = make([]json.RawMessage, 0)
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// flipsLocked finds the query sets whose view of a table changes in
+// transaction tx because a table their grant rules read changed (Alice
+// gains 'admin'): row-by-row matching cannot see rows that did not change
+// but moved in or out of view, so those views are recomputed as a whole.
+// A rule's subqueries are compared between the states before and after
+// (for `:caller in (...)`, only the caller's membership), so a change that
+// does not alter a reader's rules costs no recomputation.
+func (e *Engine) flipsLocked(tx uint64, d *store.Delta) []*qset {
+	var out []*qset
+	for i := range d.Tables {
+		for uq := range e.deps[d.Tables[i].Name] {
+			if uq.flipSeen == tx {
+				continue
+			}
+			uq.flipSeen = tx
+			same := true
+			for _, r := range uq.cq.view.rules {
+				if r.HasSubqueries() && !r.SameSubqueries(e.env(uq, tx, 0), e.env(uq, tx, 1)) {
+					same = false
+					break
+				}
+			}
+			if same {
+				continue
+			}
+			for s := range uq.subs {
+				if s.conn.box.gone.Load() {
+					continue
+				}
+				if s.flipTx != tx {
+					s.flipTx = tx
+					s.flipTables = s.flipTables[:0]
+					out = append(out, s)
+				}
+				if !contains(s.flipTables, uq.table) {
+					s.flipTables = append(s.flipTables, uq.table)
+				}
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].conn != out[j].conn {
+			return out[i].conn.id.String() < out[j].conn.id.String()
+		}
+		return out[i].id < out[j].id
+	})
+	return out
+}
+
+// recomputeFlipsLocked sends each flipped set the difference between its
+// view of each flipped table before and after the transaction, as part of
+// the transaction's update. It reads both states in full under the lock:
+// role changes are rare, and the update must be exact in this transaction.
+func (e *Engine) recomputeFlipsLocked(tx uint64, flips []*qset, before, after *store.Snapshot) {
+	for _, s := range flips {
+		if s.conn.sets[s.id] != s {
+			continue
+		}
+		for _, table := range s.flipTables {
+			g := &group{table: table}
+			for _, uq := range s.queries {
+				if uq.table == table {
+					g.cqs = append(g.cqs, uq.cq)
+				}
+			}
+			caller := groupCaller(g)
+			ctx := context.Background()
+			ob, err := e.evalGroups(ctx, before, []*group{g}, caller)
+			var nb map[string]*bag
+			if err == nil {
+				nb, err = e.evalGroups(ctx, after, []*group{g}, caller)
+			}
+			if err != nil {
+				e.cfg.log.Error("subscription: recomputing a view after a change to its grant rules' tables failed; the query set was dropped",
+					"connection", s.conn.id.String(), "query_set", s.id, "err", err)
+				if s.cur != nil && s.curTx == tx {
+					s.cur = &QuerySetUpdate{QuerySetID: s.id} // nothing of it is sent
+				}
+				e.revokeLocked(s, fmt.Errorf("the rows this subscription may see changed and could not be recomputed: %w", err))
+				break
+			}
+			ins, del := diff(ob[table], nb[table])
+			for _, js := range del {
+				s.add(tx, table, js, false, &e.touched)
+			}
+			for _, js := range ins {
+				s.add(tx, table, js, true, &e.touched)
+			}
+		}
+	}
+}
+
+// groupCaller is the caller a group's queries are evaluated for (they all
+// belong to one connection).
+func groupCaller(g *group) abi.Identity {
+	for _, cq := range g.cqs {
+		if cq.usesCaller {
+			return cq.caller
+		}
+	}
+	if len(g.cqs) > 0 {
+		return g.cqs[0].caller
+	}
+	return abi.Identity{}
+}

@@ -114,6 +114,7 @@ type config struct {
 	bruteForce       bool
 	log              *slog.Logger
 	onOverflow       func(abi.ConnectionID)
+	onRevoke         func(Revoked)
 }
 
 // Option configures New.
@@ -143,6 +144,14 @@ func WithOverflowHandler(f func(abi.ConnectionID)) Option {
 	return func(c *config) { c.onOverflow = f }
 }
 
+// WithRevokeHandler is called, from the connection's own delivery
+// goroutine and in stream order (after every update sent before the set was
+// dropped, before any later one), for each query set the engine drops
+// because its connection may no longer read one of its tables or its view
+// could not be recomputed. The server sends the client a SubscriptionError;
+// the client drops the set's rows.
+func WithRevokeHandler(f func(Revoked)) Option { return func(c *config) { c.onRevoke = f } }
+
 // WithEqualityIndex turns the equality index on (the default) or off. Off,
 // every changed row is matched against every query on its table: only for
 // measuring and testing the index.
@@ -162,6 +171,19 @@ type Engine struct {
 	queries map[string]*uquery
 	tables  map[string]*tableSubs
 	pending map[*pending]struct{}
+	// deps lists, per table, the live queries whose grant rules read it
+	// (through a subquery): a change to it can move rows in or out of
+	// their view.
+	deps map[string]map[*uquery]struct{}
+	// stateCache holds the rules' caller-free subquery results for the
+	// state e.snap; txSrc and txCache are the states before (0) and after
+	// (1) the commit being fanned out.
+	stateCache *query.Cache
+	txSrc      [2]query.RowSource
+	txCache    [2]*query.Cache
+	// gmu guards gs, the compiled grants.
+	gmu sync.Mutex
+	gs  *grantState
 	// Scratch for fan-out, used under mu.
 	rowStamp uint64
 	txStamp  uint64
@@ -199,23 +221,29 @@ type qset struct {
 	stamp   uint64 // last row occurrence it received, to dedupe within the set
 	cur     *QuerySetUpdate
 	curTx   uint64
+	// flipTables are the tables whose view this set recomputes in
+	// transaction flipTx (a table its grant rules read changed their
+	// answer); the row-by-row matching skips them.
+	flipTx     uint64
+	flipTables []string
 }
 
-// uquery is one distinct query with one caller, shared by all its
-// subscribers.
+// uquery is one distinct query with one caller and one view of its table,
+// shared by all its subscribers.
 type uquery struct {
-	key        string
-	canon      string
-	table      string
-	plan       *query.Plan
-	filters    []*query.Plan // the connection's row filters, ANDed (none yet)
-	caller     abi.Identity
-	usesCaller bool
-	subs       map[*qset]struct{}
-	indexed    bool
-	eq         eqKey
-	env        query.Env
-	envTx      uint64
+	key   string
+	table string
+	cq    *compiled
+	subs  map[*qset]struct{}
+	// eqs are the equality keys it is indexed under (none: scanned). A row
+	// it matches satisfies at least one of them.
+	eqs []eqKey
+	// envs evaluate it against the states before (0) and after (1) the
+	// transaction envTx.
+	envs     [2]query.Env
+	envTx    uint64
+	flipTx   uint64
+	flipSeen uint64
 }
 
 type eqKey struct {
@@ -254,6 +282,7 @@ func New(db *store.Database, def func() *abi.ModuleDef, opts ...Option) *Engine 
 		queries: map[string]*uquery{},
 		tables:  map[string]*tableSubs{},
 		pending: map[*pending]struct{}{},
+		deps:    map[string]map[*uquery]struct{}{},
 	}
 	// Register first, then take the snapshot, both under mu: a commit that
 	// the snapshot already includes is skipped by offset in onCommit, and
@@ -386,8 +415,7 @@ func (e *Engine) installSetLocked(c *conn, id uint32, cqs []*compiled, n int) *q
 	for _, cq := range cqs {
 		uq := e.queries[cq.key]
 		if uq == nil {
-			uq = &uquery{key: cq.key, canon: cq.canon, table: cq.plan.Table.Name, plan: cq.plan, filters: cq.filters,
-				caller: cq.caller, usesCaller: cq.usesCaller, subs: map[*qset]struct{}{}}
+			uq = &uquery{key: cq.key, table: cq.plan.Table.Name, cq: cq, subs: map[*qset]struct{}{}}
 			e.queries[cq.key] = uq
 			e.indexLocked(uq)
 		}
@@ -423,42 +451,61 @@ func (e *Engine) indexLocked(uq *uquery) {
 		ts = &tableSubs{scan: map[*uquery]struct{}{}, eq: map[eqKey]map[*uquery]struct{}{}, cols: map[int]int{}}
 		e.tables[uq.table] = ts
 	}
+	for _, t := range uq.cq.view.reads {
+		m := e.deps[t]
+		if m == nil {
+			m = map[*uquery]struct{}{}
+			e.deps[t] = m
+		}
+		m[uq] = struct{}{}
+	}
 	if !e.cfg.bruteForce {
-		if k, ok := equalityKey(uq.plan, uq.caller); ok {
-			uq.indexed, uq.eq = true, k
-			m := ts.eq[k]
-			if m == nil {
-				m = map[*uquery]struct{}{}
-				ts.eq[k] = m
-			}
-			m[uq] = struct{}{}
-			if ts.cols[k.col]++; ts.cols[k.col] == 1 {
-				ts.rebuildList()
-			}
-			return
+		uq.eqs = indexKeys(uq.cq)
+	}
+	if len(uq.eqs) == 0 {
+		ts.scan[uq] = struct{}{}
+		return
+	}
+	for _, k := range uq.eqs {
+		m := ts.eq[k]
+		if m == nil {
+			m = map[*uquery]struct{}{}
+			ts.eq[k] = m
+		}
+		m[uq] = struct{}{}
+		if ts.cols[k.col]++; ts.cols[k.col] == 1 {
+			ts.rebuildList()
 		}
 	}
-	ts.scan[uq] = struct{}{}
 }
 
 func (e *Engine) unindexLocked(uq *uquery) {
+	for _, t := range uq.cq.view.reads {
+		if m := e.deps[t]; m != nil {
+			delete(m, uq)
+			if len(m) == 0 {
+				delete(e.deps, t)
+			}
+		}
+	}
 	ts := e.tables[uq.table]
 	if ts == nil {
 		return
 	}
-	if uq.indexed {
-		if m := ts.eq[uq.eq]; m != nil {
+	if len(uq.eqs) == 0 {
+		delete(ts.scan, uq)
+	}
+	for _, k := range uq.eqs {
+		if m := ts.eq[k]; m != nil {
 			delete(m, uq)
 			if len(m) == 0 {
-				delete(ts.eq, uq.eq)
+				delete(ts.eq, k)
 			}
 		}
-		if ts.cols[uq.eq.col]--; ts.cols[uq.eq.col] <= 0 {
-			delete(ts.cols, uq.eq.col)
+		if ts.cols[k.col]--; ts.cols[k.col] <= 0 {
+			delete(ts.cols, k.col)
 			ts.rebuildList()
 		}
-	} else {
-		delete(ts.scan, uq)
 	}
 	if ts.empty() {
 		delete(e.tables, uq.table)
@@ -473,10 +520,39 @@ func (t *tableSubs) rebuildList() {
 	sort.Ints(t.list)
 }
 
-// equalityKey picks the equality a query is indexed by: the first top-level
-// `col = literal` or `col = :caller` on a column whose values key exactly.
-func equalityKey(p *query.Plan, caller abi.Identity) (eqKey, bool) {
-	for _, eq := range p.Equalities() {
+// indexKeys picks the equalities a query is indexed by, such that every row
+// it matches satisfies at least one: the query's own first top-level
+// `col = literal` or `col = :caller` on a column whose values key exactly;
+// else, when the reader sees the table through rules, one such equality per
+// rule (`owner = :caller`; `sender = :caller or recipient = :caller` is two
+// rules, one per column). None: the query is matched against every changed
+// row of its table.
+func indexKeys(cq *compiled) []eqKey {
+	if k, ok := equalityKey(cq.plan.Equalities(), cq.caller); ok {
+		return []eqKey{k}
+	}
+	if cq.view.all || len(cq.view.rules) == 0 {
+		return nil
+	}
+	var keys []eqKey
+	for _, r := range cq.view.rules {
+		k, ok := equalityKey(r.Equalities(), cq.caller)
+		if !ok {
+			return nil
+		}
+		dup := false
+		for _, x := range keys {
+			dup = dup || x == k
+		}
+		if !dup {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+func equalityKey(eqs []query.Equality, caller abi.Identity) (eqKey, bool) {
+	for _, eq := range eqs {
 		v := eq.Value
 		if eq.Caller {
 			v = abi.IdentityValue(caller)
@@ -506,23 +582,26 @@ func valueKey(v abi.Value) (string, bool) {
 	return string(b[:]), true
 }
 
-// match evaluates the query and the connection's filters on a decoded row.
-// The Env is renewed per transaction so that subquery results (row filters
-// with IN) are computed once per state.
-func (uq *uquery) match(row []abi.Value, tx uint64) bool {
+// match evaluates the query and its view on a decoded row of the state
+// before (side 0: deletes) or after (side 1: inserts) transaction tx. The
+// Envs are renewed per transaction, so the rules' subqueries are computed
+// once per state (and shared between queries through the state's Cache).
+func (e *Engine) match(uq *uquery, row []abi.Value, tx uint64, side int) bool {
+	return uq.cq.match(row, e.env(uq, tx, side))
+}
+
+func (e *Engine) env(uq *uquery, tx uint64, side int) *query.Env {
 	if uq.envTx != tx {
-		uq.env = query.Env{Caller: uq.caller}
+		for i := range uq.envs {
+			uq.envs[i] = query.Env{Caller: uq.cq.caller, Source: e.txSrc[i], Cache: e.txCache[i]}
+		}
 		uq.envTx = tx
 	}
-	if !uq.plan.Match(row, &uq.env) {
-		return false
-	}
-	for _, f := range uq.filters {
-		if !f.Match(row, &uq.env) {
-			return false
-		}
-	}
-	return true
+	return &uq.envs[side]
+}
+
+func sortConns(cs []*conn) {
+	sort.Slice(cs, func(i, j int) bool { return cs[i].id.String() < cs[j].id.String() })
 }
 
 // idle reports whether a connection's outbox is drained (for tests).

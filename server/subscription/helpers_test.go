@@ -90,8 +90,15 @@ func newFixtureStore(t testing.TB, sopts []store.Option, opts ...Option) *fixtur
 // much cheaper than opening a store (property tests make one per case).
 func newFixtureIn(t testing.TB, s *store.Store, name string, opts ...Option) *fixture {
 	t.Helper()
+	return newFixtureDef(t, s, name, testTables(), testModule, opts...)
+}
+
+// newFixtureDef makes a fixture on a new database with the given tables and
+// module description (its grants).
+func newFixtureDef(t testing.TB, s *store.Store, name string, tables []abi.TableDef, def func() *abi.ModuleDef, opts ...Option) *fixture {
+	t.Helper()
 	ctx := context.Background()
-	db, err := s.CreateDatabase(ctx, name, testTables())
+	db, err := s.CreateDatabase(ctx, name, tables)
 	if err != nil {
 		s.Close()
 		t.Fatal(err)
@@ -111,7 +118,7 @@ func newFixtureIn(t testing.TB, s *store.Store, name string, opts ...Option) *fi
 	})
 	f.snaps[0] = db.Snapshot()
 	opts = append([]Option{WithLogger(slog.New(slog.DiscardHandler))}, opts...)
-	f.e = New(db, testModule, opts...)
+	f.e = New(db, def, opts...)
 	f.post, _ = db.TableID("Post")
 	f.log, _ = db.TableID("Log")
 	f.sec, _ = db.TableID("Secret")
@@ -194,6 +201,8 @@ type client struct {
 	offsetApplied  map[uint32]uint64
 	// verify, when set, checks a set's cache at an offset (under mu).
 	verify func(set uint32, off uint64)
+	// nextCaller is the identity a SetIdentity in progress switches to.
+	nextCaller *abi.Identity
 }
 
 func newClient(t testing.TB, id abi.ConnectionID) *client {

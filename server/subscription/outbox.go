@@ -26,9 +26,11 @@ type outbox struct {
 }
 
 type item struct {
-	tu      *TransactionUpdate
-	applied *SubscribeApplied
-	hook    func(*SubscribeApplied)
+	tu       *TransactionUpdate
+	applied  *SubscribeApplied
+	hook     func(*SubscribeApplied)
+	revoked  *Revoked
+	onRevoke func(Revoked)
 }
 
 func newOutbox(send func(*TransactionUpdate) bool, max int, onDead func(bool)) *outbox {
@@ -101,9 +103,12 @@ func (b *outbox) run() {
 		b.inflight = true
 		b.mu.Unlock()
 		ok := true
-		if it.hook != nil {
+		switch {
+		case it.hook != nil:
 			it.hook(it.applied)
-		} else {
+		case it.onRevoke != nil:
+			it.onRevoke(*it.revoked)
+		default:
 			ok = b.send(it.tu)
 		}
 		b.mu.Lock()

@@ -28,7 +28,13 @@ func WithAppliedHook(ctx context.Context, fn func(*SubscribeApplied)) context.Co
 // pending is a Subscribe computing its initial rows: the commits processed
 // meanwhile are collected in buf (under Engine.mu) and folded in.
 type pending struct {
-	buf []store.Commit
+	buf []pendingCommit
+}
+
+// pendingCommit is a commit and the state it left.
+type pendingCommit struct {
+	store.Commit
+	after *store.Snapshot
 }
 
 // Subscribe starts (or replaces: same querySetID) a query set and returns its
@@ -59,14 +65,24 @@ func (e *Engine) Subscribe(ctx context.Context, id abi.ConnectionID, querySetID 
 		return nil, fmt.Errorf("%w: this connection would hold %d subscribed queries, more than the limit of %d per connection (WithMaxSubscriptionsPerConn); unsubscribe some first",
 			ErrLimit, held+len(queries), e.cfg.maxSubsPerConn)
 	}
-	sch := e.schema()
+	sch, g := e.schema(), e.grants()
 	cqs := make([]*compiled, 0, len(queries))
+	var privileged []string
 	for i, src := range queries {
-		cq, err := e.compileSubscription(sch, src, caller, owner)
+		cq, err := e.compileSubscription(sch, g, src, caller, owner)
 		if err != nil {
 			return nil, fmt.Errorf("subscription query %d (%q): %w", i+1, src, err)
 		}
 		cqs = append(cqs, cq)
+		if owner {
+			if v, err := viewOf(g, false, caller, cq.plan.Table.Name); err != nil || !v.all {
+				privileged = append(privileged, cq.plan.Table.Name)
+			}
+		}
+	}
+	if len(privileged) > 0 {
+		e.cfg.log.Info("subscription: the database owner subscribed to rows clients may not read (owners read every row)",
+			"connection", id.String(), "tables", privileged)
 	}
 
 	p := &pending{}
@@ -227,7 +243,7 @@ func (b *bag) json() []json.RawMessage {
 func (e *Engine) evalGroups(ctx context.Context, snap *store.Snapshot, groups []*group, caller abi.Identity) (map[string]*bag, error) {
 	bags := make(map[string]*bag, len(groups))
 	total := 0
-	env := &query.Env{Caller: caller}
+	env := &query.Env{Caller: caller, Source: grantSource{db: e.db, snap: snap}}
 	for _, g := range groups {
 		b := &bag{}
 		bags[g.table] = b
@@ -285,7 +301,12 @@ func (e *Engine) tooManyRows() error {
 // queries, so the choice affects only speed.
 func (e *Engine) scanFor(snap *store.Snapshot, tid store.TableID, def *abi.TableDef, g *group, caller abi.Identity) (*store.RowIter, error) {
 	if len(g.cqs) == 1 {
-		for _, eq := range g.cqs[0].plan.Equalities() {
+		eqs := g.cqs[0].plan.Equalities()
+		if v := g.cqs[0].view; !v.all && len(v.rules) == 1 {
+			// Every visible row satisfies the one rule's equalities too.
+			eqs = append(eqs[:len(eqs):len(eqs)], v.rules[0].Equalities()...)
+		}
+		for _, eq := range eqs {
 			v := eq.Value
 			if eq.Caller {
 				v = abi.IdentityValue(caller)
@@ -310,10 +331,24 @@ func (e *Engine) scanFor(snap *store.Snapshot, tid store.TableID, def *abi.Table
 	return snap.Scan(tid)
 }
 
-// fold applies commits that happened after the initial rows' snapshot.
-func (e *Engine) fold(groups []*group, bags map[string]*bag, commits []store.Commit, caller abi.Identity) error {
+// fold applies commits that happened after the initial rows' snapshot. A
+// commit that changes a table the groups' grant rules read may move
+// unchanged rows in or out of view, so the groups are then read afresh from
+// the state that commit left.
+func (e *Engine) fold(groups []*group, bags map[string]*bag, commits []pendingCommit, caller abi.Identity) error {
 	for _, c := range commits {
-		env := &query.Env{Caller: caller}
+		changed := changedTables(c.Delta)
+		if groupsRead(groups, changed) {
+			fresh, err := e.evalGroups(context.Background(), c.after, groups, caller)
+			if err != nil {
+				return err
+			}
+			for k, v := range fresh {
+				bags[k] = v
+			}
+			continue
+		}
+		env := &query.Env{Caller: caller, Source: grantSource{db: e.db, snap: c.after}}
 		for i := range c.Delta.Tables {
 			td := &c.Delta.Tables[i]
 			b := bags[td.Name]
@@ -361,38 +396,71 @@ func (e *Engine) fold(groups []*group, bags map[string]*bag, commits []store.Com
 	return nil
 }
 
+// groupsRead reports whether a table the groups' grant rules read changed.
+func groupsRead(groups []*group, changed func(string) bool) bool {
+	for _, g := range groups {
+		for _, cq := range g.cqs {
+			for _, t := range cq.view.reads {
+				if changed(t) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
 // SetIdentity records a connection's new identity and recomputes what its
-// query sets see: the sets whose results depend on the caller receive one
-// TransactionUpdate (Recomputed, at the offset T the change takes effect)
-// with the rows that left and entered their view.
+// query sets see: every set whose queries or grant rules depend on the
+// caller (or on whether it is signed in) receives one TransactionUpdate
+// (Recomputed, at the offset T the change takes effect) with the rows that
+// left and entered its view. A set that reads a table the new identity may
+// not read at all is dropped; SetIdentity returns those (and reports them
+// through WithRevokeHandler, in stream order).
 //
 // It works like Subscribe: the old and new views are read from a snapshot
 // with no lock held, the commits processed meanwhile are folded into both
 // (the old sets keep delivering under the old identity until T), and the
 // switch happens under the lock at T, so a big view stalls nobody.
-func (e *Engine) SetIdentity(id abi.ConnectionID, caller abi.Identity) {
+func (e *Engine) SetIdentity(id abi.ConnectionID, caller abi.Identity) []Revoked {
 	c, err := e.conn(id)
 	if err != nil {
-		return
+		return nil
 	}
 	c.subMu.Lock()
 	defer c.subMu.Unlock()
+	e.mu.Lock()
+	if e.closed || c.gone || c.caller == caller {
+		c.caller = caller
+		e.mu.Unlock()
+		return nil
+	}
+	old := c.caller
+	c.caller = caller
+	e.mu.Unlock()
+	return e.recompute(c, old, caller, "the connection's identity changed")
+}
 
+// recompute re-checks a connection's query sets for the reader (caller,
+// the connection's owner bit) under the current grants, drops the sets it
+// may no longer read, and switches the sets whose queries changed (another
+// caller, other rules) at one offset, sending the difference. The caller
+// holds c.subMu. why says what happened, for the errors of dropped sets.
+func (e *Engine) recompute(c *conn, old, caller abi.Identity, why string) []Revoked {
 	type change struct {
 		s              *qset
 		oldG, newG     []*group
 		newCQs         []*compiled
 		oldBag, newBag map[string]*bag
 	}
+	g := e.grants()
 	e.mu.Lock()
-	if e.closed || c.gone || c.caller == caller {
-		c.caller = caller
+	if e.closed || c.gone {
 		e.mu.Unlock()
-		return
+		return nil
 	}
-	old := c.caller
-	c.caller = caller
 	var changes []*change
+	var revoked []Revoked
 	ids := make([]uint32, 0, len(c.sets))
 	for sid := range c.sets {
 		ids = append(ids, sid)
@@ -400,26 +468,30 @@ func (e *Engine) SetIdentity(id abi.ConnectionID, caller abi.Identity) {
 	sortU32(ids)
 	for _, sid := range ids {
 		s := c.sets[sid]
-		dep := false
 		var oldCQs, newCQs []*compiled
+		changed := false
+		var rerr error
 		for _, uq := range s.queries {
-			dep = dep || uq.usesCaller
-			oc := &compiled{key: uq.key, canon: uq.canon, plan: uq.plan, filters: uq.filters, caller: uq.caller, usesCaller: uq.usesCaller}
-			nc := *oc
-			if uq.usesCaller {
-				nc.caller = caller
-				nc.key = rekey(uq.key, uq.canon, caller)
+			nc, err := compileFor(g, uq.cq.plan, uq.cq.canon, caller, c.owner)
+			if err != nil {
+				rerr = err
+				break
 			}
-			oldCQs = append(oldCQs, oc)
-			newCQs = append(newCQs, &nc)
+			changed = changed || nc.key != uq.key
+			oldCQs = append(oldCQs, uq.cq)
+			newCQs = append(newCQs, nc)
 		}
-		if dep {
+		if rerr != nil {
+			revoked = append(revoked, e.revokeLocked(s, fmt.Errorf("%s: %w", why, rerr)))
+			continue
+		}
+		if changed {
 			changes = append(changes, &change{s: s, oldG: groupByTable(oldCQs), newG: groupByTable(newCQs), newCQs: newCQs})
 		}
 	}
 	if len(changes) == 0 {
 		e.mu.Unlock()
-		return
+		return revoked
 	}
 	snap := e.snapshotLocked()
 	p := &pending{}
@@ -428,28 +500,28 @@ func (e *Engine) SetIdentity(id abi.ConnectionID, caller abi.Identity) {
 
 	fail := func(err error) {
 		// The old view is no longer the connection's; keeping it would show
-		// rows of the previous identity. Drop the affected sets.
+		// rows the reader may no longer see. Drop the affected sets.
 		e.mu.Lock()
 		delete(e.pending, p)
 		for _, ch := range changes {
 			if !c.gone && c.sets[ch.s.id] == ch.s {
-				e.removeSetLocked(ch.s)
+				revoked = append(revoked, e.revokeLocked(ch.s, fmt.Errorf("the rows this subscription may see changed and could not be recomputed: %w", err)))
 			}
 		}
 		e.mu.Unlock()
-		e.cfg.log.Error("subscription: recomputing a view after an identity change failed; its query sets were dropped",
-			"connection", id.String(), "err", err)
+		e.cfg.log.Error("subscription: recomputing a view after an identity or grant change failed; its query sets were dropped",
+			"connection", c.id.String(), "err", err)
 	}
 	ctx := context.Background()
 	for _, ch := range changes {
 		var err error
 		if ch.oldBag, err = e.evalGroups(ctx, snap, ch.oldG, old); err != nil {
 			fail(err)
-			return
+			return revoked
 		}
 		if ch.newBag, err = e.evalGroups(ctx, snap, ch.newG, caller); err != nil {
 			fail(err)
-			return
+			return revoked
 		}
 	}
 	if e.afterInitial != nil {
@@ -460,14 +532,14 @@ func (e *Engine) SetIdentity(id abi.ConnectionID, caller abi.Identity) {
 		if e.closed || c.gone {
 			delete(e.pending, p)
 			e.mu.Unlock()
-			return
+			return revoked
 		}
 		if len(p.buf) == 0 {
 			delete(e.pending, p)
 			tu := &TransactionUpdate{Offset: e.snap.Offset(), Recomputed: true}
 			for _, ch := range changes {
 				if c.sets[ch.s.id] != ch.s {
-					continue // revoked meanwhile (ModuleChanged)
+					continue // revoked meanwhile
 				}
 				qu := QuerySetUpdate{QuerySetID: ch.s.id}
 				for _, g := range ch.newG {
@@ -485,7 +557,7 @@ func (e *Engine) SetIdentity(id abi.ConnectionID, caller abi.Identity) {
 				c.box.push(item{tu: tu})
 			}
 			e.mu.Unlock()
-			return
+			return revoked
 		}
 		buf := p.buf
 		p.buf = nil
@@ -494,22 +566,14 @@ func (e *Engine) SetIdentity(id abi.ConnectionID, caller abi.Identity) {
 		for _, ch := range changes {
 			if err := e.fold(ch.oldG, ch.oldBag, buf, old); err != nil {
 				fail(err)
-				return
+				return revoked
 			}
 			if err := e.fold(ch.newG, ch.newBag, buf, caller); err != nil {
 				fail(err)
-				return
+				return revoked
 			}
 		}
 	}
-}
-
-func rekey(key, canon string, caller abi.Identity) string {
-	rest := key[len(canon):]
-	if len(rest) >= 1+abi.IdentitySize {
-		rest = rest[1+abi.IdentitySize:]
-	}
-	return canon + "\x00" + string(caller[:]) + rest
 }
 
 // diff returns the rows of nb missing from ob (inserts) and of ob missing
