@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -26,21 +27,26 @@ type serverFlags struct {
 	listen, dataDir, config *string
 	verbose                 *bool
 	pprof                   *string
+	issuers                 *multiFlag
+	devIssuer               *bool
 }
 
 func (a *app) serverFlags(fs interface {
 	StringVar(p *string, name, value, usage string)
 	BoolVar(p *bool, name string, value bool, usage string)
+	Var(value flag.Value, name, usage string)
 }, verboseDefault bool) serverFlags {
 	listen := a.getenv("SPACETIME_LISTEN")
 	if listen == "" {
 		listen = server.DefaultListenAddr
 	}
-	f := serverFlags{listen: new(string), config: new(string), verbose: new(bool), pprof: new(string)}
+	f := serverFlags{listen: new(string), config: new(string), verbose: new(bool), pprof: new(string), issuers: new(multiFlag), devIssuer: new(bool)}
 	fs.StringVar(f.listen, "listen", listen, "the address to listen on (env SPACETIME_LISTEN)")
 	f.dataDir = a.dataDirFlag(fs.StringVar)
 	fs.StringVar(f.config, "config", "", "a TOML config file (trusted token issuers and more; see DESIGN.md, \"Config contract\")")
 	fs.BoolVar(f.verbose, "verbose", verboseDefault, "log every request and event of the server")
+	fs.Var(f.issuers, "issuer", issuerFlagHelp)
+	fs.BoolVar(f.devIssuer, "dev-issuer", true, "trust the server's own development issuer (the tokens of 'spacetime token mint'); --dev-issuer=false for production")
 	fs.StringVar(f.pprof, "pprof", "", "serve Go's profiler (/debug/pprof/) on this separate address, such as 127.0.0.1:6060; never expose it")
 	return f
 }
@@ -56,11 +62,18 @@ func (a *app) startServer(ctx context.Context, f serverFlags, logOut io.Writer) 
 		server.WithDataDir(a.abs(*f.dataDir)),
 		server.WithListenAddr(*f.listen),
 		server.WithLogger(logger),
-		server.WithDevIssuer(true),
+		server.WithDevIssuer(*f.devIssuer),
 		server.WithVersion(version()),
 	}
 	if *f.config != "" {
 		opts = append(opts, server.WithConfigFile(a.abs(*f.config)))
+	}
+	authCfg, err := a.authConfig(f)
+	if err != nil {
+		return nil, err
+	}
+	if authCfg != nil {
+		opts = append(opts, server.WithAuthConfig(authCfg))
 	}
 	s, err := server.New(ctx, opts...)
 	if err != nil {
