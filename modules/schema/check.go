@@ -56,15 +56,29 @@ func (p *parser) check(f *file) {
 		}
 	}
 	for _, g := range f.grants {
-		if _, ok := tables[g.Table]; !ok {
+		if _, ok := tables[g.Table]; !ok && !isSystemTable(g.Table) {
 			p.errorf(g.Pos, "grant_access names table %s, which is not declared%s", g.Table, suggest(g.Table, tableNames(f)))
 		}
 	}
 }
 
+// isSystemTable: the host adds its system tables to every database, and a
+// module may open them to clients with a grant like its own tables.
+func isSystemTable(name string) bool {
+	for _, t := range abi.SystemTables() {
+		if t.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
 func (p *parser) checkName(name string, pos abi.Pos, what string) {
 	if strings.HasPrefix(name, "__") {
 		p.errorf(pos, "%s name %s is reserved: names starting with \"__\" belong to the system", what, name)
+	}
+	if what == "table" && abi.IsReservedTableName(name) {
+		p.errorf(pos, "table name %s is reserved: every database has the host's %s system table (identity, issuer, subject, first_seen, last_seen), which modules read but never write; rename your table", name, abi.IdentityTableName)
 	}
 }
 
@@ -243,6 +257,11 @@ func (p *parser) checkGrants(f *file, def *abi.ModuleDef) {
 	tables := grantSchema{}
 	for i := range def.Tables {
 		tables[def.Tables[i].Name] = &def.Tables[i]
+	}
+	for _, t := range abi.SystemTables() {
+		if _, declared := tables[t.Name]; !declared {
+			tables[t.Name] = &t
+		}
 	}
 	_, err := query.CompileGrants(def.Grants, tables)
 	if err == nil {

@@ -175,6 +175,9 @@ func TestErrors(t *testing.T) {
 		{"missing semicolon", "reducer r()\ntable T { a: u8 }", []string{`2:1: expected ";" after the reducer declaration, found "table"`}},
 		{"unclosed table", "table T {\n a: u8,\nreducer r();", []string{`3:1: expected '}' to close table T`}},
 		{"reserved name", "reducer __call__();", []string{"1:9: reducer name __call__ is reserved"}},
+		{"system table name", "table identity { a: u8 }", []string{"1:7: table name identity is reserved"}},
+		{"system table name in another case", "table Identity { a: u8 }", []string{"1:7: table name Identity is reserved"}},
+		{"grant on a system table column that does not exist", "table T { a: u8 }\ngrant_access identity where email = 'x';", []string{"2:29: in the rule of grant_access identity"}},
 		{"reducer name not an identifier", "reducer 9lives();", []string{`1:9: expected a reducer name after "reducer", found number 9lives`}},
 		{"index on unknown column", "#[spacetimedb(index(btree, columns = [a, c]))]\ntable T { a: u8, b: u8 }", []string{"1:42: index names column c, which table T does not have"}},
 		{"index on vec", "table T {\n#[spacetimedb(index(btree))]\na: Vec<u8>,\n}", []string{"2:1: index cannot be put on column a of type Vec<u8>"}},
@@ -281,6 +284,23 @@ func BenchmarkParseTutorial(b *testing.B) {
 	for b.Loop() {
 		if _, err := Parse("tutorial.spacetimedb", src); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestGrantOnSystemTable: a module may open the host's identity system table
+// to clients, with a rule over its columns, though it does not declare it.
+func TestGrantOnSystemTable(t *testing.T) {
+	def, err := Parse("schema.spacetimedb", []byte("table T { a: u8 }\ngrant_access identity where identity = :caller;\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(def.Grants) != 1 || def.Grants[0].Table != abi.IdentityTableName {
+		t.Fatalf("grants = %+v", def.Grants)
+	}
+	for _, tb := range def.Tables {
+		if tb.Name == abi.IdentityTableName {
+			t.Fatal("the parsed schema declares the system table itself; the host adds it")
 		}
 	}
 }
