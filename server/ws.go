@@ -78,6 +78,8 @@ type wsConn struct {
 
 	malformed int
 	calls     tokenBucket
+	// wbuf is the writer's buffer for encoding updates.
+	wbuf []byte
 }
 
 // tokenBucket is a connection's reducer-call budget. Only the reader uses it.
@@ -313,7 +315,12 @@ func (c *wsConn) writer() {
 		data := m.data
 		if m.update != nil {
 			var err error
-			if data, err = transactionUpdateJSON(m.update); err != nil {
+			var ok bool
+			if data, ok = appendTransactionUpdate(c.wbuf[:0], m.update); ok {
+				if cap(data) <= 64<<10 {
+					c.wbuf = data[:0] // written before the next message reuses it
+				}
+			} else if data, err = transactionUpdateJSON(m.update); err != nil {
 				c.s.log.Error("websocket: encoding an update", "error", err)
 				return nil
 			}
@@ -665,4 +672,79 @@ func appendCommittedResult(b []byte, requestID uint32, out *callOutcome) ([]byte
 	b = append(b, `,"duration_us":`...)
 	b = strconv.AppendInt(b, out.DurationUS, 10)
 	return append(b, "}}"...), true
+}
+
+// appendTransactionUpdate appends u as transactionUpdateJSON encodes it,
+// byte for byte, without reflection: with many subscribers every committed
+// transaction is encoded once per connection. It declines (false) whatever
+// json.Marshal would rewrite: a table name that is not a plain identifier,
+// or a row holding characters it escapes for HTML.
+func appendTransactionUpdate(b []byte, u *subscription.TransactionUpdate) ([]byte, bool) {
+	b = append(b, `{"TransactionUpdate":{"tx":{"offset":`...)
+	b = strconv.AppendUint(b, u.Offset, 10)
+	if u.Recomputed {
+		b = append(b, `,"recomputed":true`...)
+	}
+	b = append(b, `},"query_sets":[`...)
+	for i, qs := range u.QuerySets {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"query_set_id":`...)
+		b = strconv.AppendUint(b, uint64(qs.QuerySetID), 10)
+		b = append(b, `,"tables":[`...)
+		for j, t := range qs.Tables {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			if !plainName(t.Table) {
+				return b, false
+			}
+			b = append(b, `{"table":"`...)
+			b = append(b, t.Table...)
+			b = append(b, `","inserts":`...)
+			var ok bool
+			if b, ok = appendRows(b, t.Inserts); !ok {
+				return b, false
+			}
+			b = append(b, `,"deletes":`...)
+			if b, ok = appendRows(b, t.Deletes); !ok {
+				return b, false
+			}
+			b = append(b, '}')
+		}
+		b = append(b, "]}"...)
+	}
+	return append(b, "]}}"...), true
+}
+
+// appendRows appends a list of row objects. The rows come from
+// abi.AppendRowJSON, compact and valid; only what json.Marshal would
+// escape for HTML makes it decline.
+func appendRows(b []byte, rows []json.RawMessage) ([]byte, bool) {
+	b = append(b, '[')
+	for i, r := range rows {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if len(r) == 0 || bytes.ContainsAny(r, "<>&\u2028\u2029") {
+			return b, false
+		}
+		b = append(b, r...)
+	}
+	return append(b, ']'), true
+}
+
+// plainName: an identifier json.Marshal writes as is.
+func plainName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
 }

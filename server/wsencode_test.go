@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/spacetime-go/spacetime/abi"
+	"github.com/spacetime-go/spacetime/server/subscription"
 )
 
 // The ReducerResult fast path must give exactly the bytes of the general
@@ -72,5 +73,43 @@ func TestSplitEnvelope(t *testing.T) {
 		if typ != tc.typ || string(body) != tc.body || ok != tc.ok {
 			t.Errorf("%q: got %q %q %v, want %q %q %v", tc.in, typ, body, ok, tc.typ, tc.body, tc.ok)
 		}
+	}
+}
+
+func TestAppendTransactionUpdate(t *testing.T) {
+	row := func(s string) json.RawMessage { return json.RawMessage(s) }
+	post := abi.AppendRowJSON(nil, &abi.TableDef{Name: "Post", Columns: []abi.ColumnDef{
+		{Name: "post_id", Type: abi.Type{Kind: abi.KindU64}},
+		{Name: "content", Type: abi.Type{Kind: abi.KindString}},
+	}}, []abi.Value{{Kind: abi.KindU64, Bits: 7}, abi.String("héllo \"world\"\n\t\x01")})
+	for _, tc := range []struct {
+		name string
+		u    subscription.TransactionUpdate
+		fast bool
+	}{
+		{"one row", subscription.TransactionUpdate{Offset: 42, QuerySets: []subscription.QuerySetUpdate{
+			{QuerySetID: 1, Tables: []subscription.TableUpdate{{Table: "Post", Inserts: []json.RawMessage{post}}}}}}, true},
+		{"several sets and tables", subscription.TransactionUpdate{Offset: 1 << 40, QuerySets: []subscription.QuerySetUpdate{
+			{QuerySetID: 1, Tables: []subscription.TableUpdate{{Table: "Post", Inserts: []json.RawMessage{row(`{"a":1}`), row(`{"a":2}`)}, Deletes: []json.RawMessage{row(`{"a":0}`)}}, {Table: "User_2", Deletes: []json.RawMessage{row(`{"b":"x"}`)}}}},
+			{QuerySetID: 4294967295, Tables: []subscription.TableUpdate{}}}}, true},
+		{"recomputed, no sets", subscription.TransactionUpdate{Offset: 3, Recomputed: true}, true},
+		{"HTML in a row", subscription.TransactionUpdate{Offset: 1, QuerySets: []subscription.QuerySetUpdate{
+			{QuerySetID: 1, Tables: []subscription.TableUpdate{{Table: "Post", Inserts: []json.RawMessage{row(`{"a":"<b>"}`)}}}}}}, false},
+		{"odd table name", subscription.TransactionUpdate{Offset: 1, QuerySets: []subscription.QuerySetUpdate{
+			{QuerySetID: 1, Tables: []subscription.TableUpdate{{Table: "we\"ird", Inserts: []json.RawMessage{row(`{}`)}}}}}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want, err := transactionUpdateJSON(&tc.u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, ok := appendTransactionUpdate(nil, &tc.u)
+			if ok != tc.fast {
+				t.Fatalf("fast path taken: %v, want %v", ok, tc.fast)
+			}
+			if ok && string(got) != string(want) {
+				t.Errorf("got  %s\nwant %s", got, want)
+			}
+		})
 	}
 }
