@@ -1,7 +1,7 @@
 // Package store holds a database's tables in memory and makes them durable in
 // Badger.
 //
-// Each table is a set of copy-on-write B-trees (github.com/tidwall/btree): one
+// Each table is a set of copy-on-write B-trees (cowTree, btree.go): one
 // keyed by the row's identity (its primary key, or a hidden row id when the
 // table has none) and one per secondary index, keyed by an order-preserving
 // byte encoding of the indexed columns. Rows are BSATN and never change once

@@ -2,8 +2,6 @@ package store
 
 import (
 	"bytes"
-
-	"github.com/tidwall/btree"
 )
 
 // rowRec is a stored row: b holds the row's BSATN (the first n bytes) then
@@ -27,18 +25,16 @@ type ixEntry struct {
 // The trees hold pointers: a copy-on-write path copy then moves 8 bytes per
 // item instead of a whole entry, which keeps a one-row transaction cheap.
 type (
-	rowTree = btree.BTreeG[*rowRec]
-	ixTree  = btree.BTreeG[*ixEntry]
+	rowTree = cowTree[*rowRec]
+	ixTree  = cowTree[*ixEntry]
 )
 
-var treeOpts = btree.Options{NoLocks: true, Degree: 16}
-
 func newRowTree() *rowTree {
-	return btree.NewBTreeGOptions(func(a, b *rowRec) bool { return bytes.Compare(a.key(), b.key()) < 0 }, treeOpts)
+	return newCowTree(func(a, b *rowRec) bool { return bytes.Compare(a.key(), b.key()) < 0 })
 }
 
 func newIxTree() *ixTree {
-	return btree.NewBTreeGOptions(func(a, b *ixEntry) bool { return bytes.Compare(a.key, b.key) < 0 }, treeOpts)
+	return newCowTree(func(a, b *ixEntry) bool { return bytes.Compare(a.key, b.key) < 0 })
 }
 
 // tableState is one version of a table. Once published (committed) it is
@@ -111,7 +107,7 @@ type treeIter interface {
 	release()
 }
 
-type rowIter struct{ it btree.IterG[*rowRec] }
+type rowIter struct{ it cowIter[*rowRec] }
 
 func (r *rowIter) first() bool             { return r.it.First() }
 func (r *rowIter) seek(k []byte) bool      { return r.it.Seek(&rowRec{b: k}) }
@@ -119,7 +115,7 @@ func (r *rowIter) next() bool              { return r.it.Next() }
 func (r *rowIter) item() ([]byte, *rowRec) { x := r.it.Item(); return x.key(), x }
 func (r *rowIter) release()                { r.it.Release() }
 
-type ixIter struct{ it btree.IterG[*ixEntry] }
+type ixIter struct{ it cowIter[*ixEntry] }
 
 func (r *ixIter) first() bool             { return r.it.First() }
 func (r *ixIter) seek(k []byte) bool      { return r.it.Seek(&ixEntry{key: k}) }
