@@ -3,7 +3,6 @@ package runtime
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spacetime-go/spacetime/abi"
 	"github.com/spacetime-go/spacetime/hostfuncs"
 )
 
@@ -246,4 +246,78 @@ func mustCompile(t testing.TB, rt *Runtime, file string) *Module {
 	return mod
 }
 
-var _ = fmt.Sprint
+func TestCompileTimeout(t *testing.T) {
+	rt := newTestRuntime(t, WithCompileTimeout(time.Nanosecond))
+	_, err := rt.Compile(context.Background(), readTestdata(t, "abi_guest.wasm"))
+	if !errors.Is(err, ErrInvalidModule) || !errors.Is(err, ErrModuleLimit) || !strings.Contains(err.Error(), "WithCompileTimeout") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestMaxHandlesBelowThreeRefused(t *testing.T) {
+	_, err := New(context.Background(), WithLimits(hostfuncs.Limits{MaxHandles: 2}))
+	if err == nil || !strings.Contains(err.Error(), "every call needs 3") {
+		t.Fatalf("err = %v", err)
+	}
+	// With exactly 3 the call's own handles fit, and a scan is refused.
+	db, _ := newWATDatabase(t, WithLimits(hostfuncs.Limits{MaxHandles: 3}))
+	if _, err := call(t, db, "insert", u64Args(5)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestIdleModulesEvicted: compiled modules no database serves are closed
+// beyond WithMaxIdleModules; a module a database serves never is.
+func TestIdleModulesEvicted(t *testing.T) {
+	ctx := context.Background()
+	rt := newTestRuntime(t, WithMaxIdleModules(1))
+	served := mustCompile(t, rt, "abi_guest.wasm")
+	db, err := rt.CreateDatabase(ctx, newTestStore(t), "served", served)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(ctx)
+	a := mustCompile(t, rt, "adversarial/attacks.wasm")
+	if again := mustCompile(t, rt, "adversarial/attacks.wasm"); again != a {
+		t.Fatal("identical bytes compiled twice")
+	}
+	b := mustCompile(t, rt, "v2_added_table.wasm") // a is now the oldest idle module beyond 1
+	if !a.closed || b.closed || served.closed {
+		t.Fatalf("closed: a %v, b %v, served %v; want only a", a.closed, b.closed, served.closed)
+	}
+	if _, err := rt.CreateDatabase(ctx, newTestStore(t), "late", a); !errors.Is(err, ErrClosed) || !strings.Contains(err.Error(), "compile it again") {
+		t.Fatalf("attaching an evicted module: %v", err)
+	}
+	if a2 := mustCompile(t, rt, "adversarial/attacks.wasm"); a2 == a || a2.closed {
+		t.Fatal("compiling evicted bytes again did not give a fresh module")
+	}
+	if _, err := call(t, db, "insert", u64Args(77)); err != nil {
+		t.Fatalf("the served module stopped serving: %v", err)
+	}
+	// Closing the database releases its module to the idle list.
+	db.Close(ctx)
+	mustCompile(t, rt, "v2_changed_table.wasm")
+	if !served.closed {
+		t.Fatal("the released module was not evicted")
+	}
+}
+
+// TestHostCallEnergy: each host call is charged its instruction plus the
+// host call energy, deterministically.
+func TestHostCallEnergy(t *testing.T) {
+	db, _ := newWATDatabase(t, WithHostCallEnergy(1000))
+	energy := func(n uint32) uint64 {
+		res, err := call(t, db, "hostcalls", args(func(w *abi.Writer) { w.WriteU32(n) }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Energy
+	}
+	e0, e100, e200 := energy(0), energy(100), energy(200)
+	if per := (e200 - e100) / 100; e100-e0 != e200-e100 || per < 1000 || per > 1100 {
+		t.Fatalf("energy %d, %d, %d: want the same step per 100 host calls, 1000 to 1100 a call", e0, e100, e200)
+	}
+	if again := energy(100); again != e100 {
+		t.Fatalf("the same call used %d, then %d", e100, again)
+	}
+}

@@ -34,6 +34,9 @@ type Runtime struct {
 	// released first; beyond cfg.maxIdleModules the oldest is closed.
 	idle   []*moduleEntry
 	closed bool
+	// compiling counts compiles in flight, abandoned ones included: wazero
+	// panics if its runtime is closed under a compile, so Close waits.
+	compiling sync.WaitGroup
 }
 
 type moduleEntry struct {
@@ -93,6 +96,7 @@ func (r *Runtime) Close(ctx context.Context) error {
 	r.mu.Lock()
 	r.closed = true
 	r.mu.Unlock()
+	r.compiling.Wait()
 	err := r.wz.Close(ctx)
 	return errors.Join(err, r.cache.Close(ctx))
 }
@@ -292,8 +296,29 @@ func (r *Runtime) compileWasm(ctx context.Context, wasm []byte) (wazero.Compiled
 		err error
 	}
 	ch := make(chan result, 1)
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, ErrClosed
+	}
+	r.compiling.Add(1)
+	r.mu.Unlock()
+	var (
+		handoff sync.Mutex
+		gaveUp  bool
+	)
 	go func() {
+		defer r.compiling.Done()
 		cm, err := r.wz.CompileModule(experimental.WithCompilationWorkers(ctx, r.cfg.compileWorkers), wasm)
+		handoff.Lock()
+		defer handoff.Unlock()
+		if gaveUp {
+			// Closed here, before Done, so never after the runtime.
+			if cm != nil {
+				cm.Close(ctx)
+			}
+			return
+		}
 		ch <- result{cm, err}
 	}()
 	timer := time.NewTimer(r.cfg.compileTimeout)
@@ -305,11 +330,16 @@ func (r *Runtime) compileWasm(ctx context.Context, wasm []byte) (wazero.Compiled
 		}
 		return res.cm, nil
 	case <-timer.C:
-		go func() {
-			if res := <-ch; res.cm != nil {
+		handoff.Lock()
+		gaveUp = true
+		handoff.Unlock()
+		select {
+		case res := <-ch: // finished as the timer fired
+			if res.cm != nil {
 				res.cm.Close(ctx)
 			}
-		}()
+		default:
+		}
 		return nil, fmt.Errorf("%w: %w: compiling the module took longer than %s; make it smaller or raise the limit (runtime.WithCompileTimeout)",
 			ErrInvalidModule, ErrModuleLimit, r.cfg.compileTimeout)
 	}
