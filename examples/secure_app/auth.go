@@ -16,6 +16,9 @@ type tokenClaims struct {
 	PreferredUsername string `json:"preferred_username"`
 	Name              string `json:"name"`
 	Email             string `json:"email"`
+	// Role, when the trusted issuer says "admin", makes the user an admin
+	// (added for the admin dashboard; the tutorial has no roles).
+	Role string `json:"role"`
 }
 
 // Auth is the tutorial's auth reducer with real tokens: the host verifies
@@ -54,6 +57,14 @@ func Auth(ctx *stdb.ReducerContext, token string) (stdb.Identity, error) {
 			return stdb.Identity{}, err
 		}
 		stdb.Infof("New user %s (identity %s)", username, id)
+	}
+	// The issuer, which the host verified, may assert the admin role. A
+	// role is never removed here: a token without the claim keeps what
+	// make_admin granted.
+	if c.Role == roleAdmin && !isAdmin(id) {
+		if err := grantAdmin(ctx, id, stdb.Identity{}); err != nil {
+			return stdb.Identity{}, err
+		}
 	}
 	stdb.Infof("Authenticated identity: %s", id)
 	return id, nil

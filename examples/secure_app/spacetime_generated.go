@@ -218,6 +218,390 @@ func (h postTableHandle) RangeByPostID(lo, hi stdb.Bound[uint64]) iter.Seq[Post]
 	}, decodePost)
 }
 
+// PrivateMessage is a row of table PrivateMessage.
+type PrivateMessage struct {
+	MessageID uint64        `json:"message_id"` // primary key; auto-increment: insert 0 to get the next value
+	Sender    stdb.Identity `json:"sender"`
+	Recipient stdb.Identity `json:"recipient"`
+	Content   string        `json:"content"`
+	SentAt    uint64        `json:"sent_at"`
+}
+
+// EncodeBSATN appends the row's BSATN to w.
+func (v *PrivateMessage) EncodeBSATN(w *abi.Writer) {
+	w.WriteU64(v.MessageID)
+	w.WriteIdentity(v.Sender)
+	w.WriteIdentity(v.Recipient)
+	w.WriteString(v.Content)
+	w.WriteU64(v.SentAt)
+}
+
+// DecodeBSATN reads the row from r; check r.Err() afterwards.
+func (v *PrivateMessage) DecodeBSATN(r *abi.Reader) {
+	v.MessageID = r.ReadU64()
+	v.Sender = r.ReadIdentity()
+	v.Recipient = r.ReadIdentity()
+	v.Content = r.ReadString()
+	v.SentAt = r.ReadU64()
+}
+
+func decodePrivateMessage(r *abi.Reader, v *PrivateMessage) { v.DecodeBSATN(r) }
+
+type privateMessageTableHandle struct {
+	table       *stdb.Table
+	byMessageID *stdb.Index
+	bySender    *stdb.Index
+	byRecipient *stdb.Index
+}
+
+// PrivateMessageTable reads and writes table PrivateMessage.
+var PrivateMessageTable = privateMessageTableHandle{
+	table:       stdb.NewTable("PrivateMessage", "message_id"),
+	byMessageID: stdb.NewIndex("PrivateMessage_message_id_idx", "PrivateMessage", "message_id"),
+	bySender:    stdb.NewIndex("PrivateMessage_sender_idx", "PrivateMessage", "sender"),
+	byRecipient: stdb.NewIndex("PrivateMessage_recipient_idx", "PrivateMessage", "recipient"),
+}
+
+// Insert inserts row and returns it as stored, with its auto-increment values filled in.
+func (h privateMessageTableHandle) Insert(row PrivateMessage) (PrivateMessage, error) {
+	w := stdb.Scratch()
+	row.EncodeBSATN(w)
+	if err := h.table.Insert(w.Bytes()); err != nil {
+		return row, err
+	}
+	b := w.Bytes()
+	row.MessageID = abi.NewReader(b[0:]).ReadU64()
+	return row, nil
+}
+
+// Count returns the number of rows in PrivateMessage.
+func (h privateMessageTableHandle) Count() uint64 { return h.table.Count() }
+
+// Iter yields every row of PrivateMessage.
+func (h privateMessageTableHandle) Iter() iter.Seq[PrivateMessage] {
+	return stdb.Seq(h.table.Scan, decodePrivateMessage)
+}
+
+// FilterByMessageID returns the row whose message_id is messageID, if there is one.
+func (h privateMessageTableHandle) FilterByMessageID(messageID uint64) (PrivateMessage, bool) {
+	w := stdb.Scratch()
+	w.WriteU64(messageID)
+	var row PrivateMessage
+	b := h.byMessageID.FindRow(w.Bytes())
+	if b == nil {
+		return row, false
+	}
+	r := abi.NewReader(b)
+	row.DecodeBSATN(r)
+	if err := r.Err(); err != nil {
+		panic(h.byMessageID.DecodeError(err))
+	}
+	return row, true
+}
+
+// UpdateByMessageID replaces the row with the same message_id as row.
+func (h privateMessageTableHandle) UpdateByMessageID(row PrivateMessage) error {
+	w := stdb.Scratch()
+	row.EncodeBSATN(w)
+	return h.byMessageID.Update(w.Bytes())
+}
+
+// DeleteByMessageID deletes the row whose message_id is messageID and reports whether there was one.
+func (h privateMessageTableHandle) DeleteByMessageID(messageID uint64) (bool, error) {
+	w := stdb.Scratch()
+	w.WriteU64(messageID)
+	n, err := h.byMessageID.Delete(w.Bytes())
+	return n > 0, err
+}
+
+// RangeByMessageID yields the rows whose message_id lies between lo and hi, in index order.
+func (h privateMessageTableHandle) RangeByMessageID(lo, hi stdb.Bound[uint64]) iter.Seq[PrivateMessage] {
+	return stdb.Seq(func() *stdb.RowIter {
+		w := stdb.Scratch()
+		if lo.Kind != stdb.BoundUnbounded {
+			w.WriteU64(lo.Value)
+		}
+		mid := len(w.Bytes())
+		if hi.Kind != stdb.BoundUnbounded {
+			w.WriteU64(hi.Value)
+		}
+		b := w.Bytes()
+		return h.byMessageID.ScanRange(b[:mid], lo.Kind, b[mid:], hi.Kind)
+	}, decodePrivateMessage)
+}
+
+// FilterBySender yields the rows whose sender equal the arguments.
+func (h privateMessageTableHandle) FilterBySender(sender stdb.Identity) iter.Seq[PrivateMessage] {
+	return stdb.Seq(func() *stdb.RowIter {
+		w := stdb.Scratch()
+		w.WriteIdentity(sender)
+		return h.bySender.ScanPoint(w.Bytes())
+	}, decodePrivateMessage)
+}
+
+// DeleteBySender deletes the rows whose sender equal the arguments and returns how many there were.
+func (h privateMessageTableHandle) DeleteBySender(sender stdb.Identity) (uint32, error) {
+	w := stdb.Scratch()
+	w.WriteIdentity(sender)
+	return h.bySender.Delete(w.Bytes())
+}
+
+// RangeBySender yields the rows whose sender lies between lo and hi, in index order.
+func (h privateMessageTableHandle) RangeBySender(lo, hi stdb.Bound[stdb.Identity]) iter.Seq[PrivateMessage] {
+	return stdb.Seq(func() *stdb.RowIter {
+		w := stdb.Scratch()
+		if lo.Kind != stdb.BoundUnbounded {
+			w.WriteIdentity(lo.Value)
+		}
+		mid := len(w.Bytes())
+		if hi.Kind != stdb.BoundUnbounded {
+			w.WriteIdentity(hi.Value)
+		}
+		b := w.Bytes()
+		return h.bySender.ScanRange(b[:mid], lo.Kind, b[mid:], hi.Kind)
+	}, decodePrivateMessage)
+}
+
+// FilterByRecipient yields the rows whose recipient equal the arguments.
+func (h privateMessageTableHandle) FilterByRecipient(recipient stdb.Identity) iter.Seq[PrivateMessage] {
+	return stdb.Seq(func() *stdb.RowIter {
+		w := stdb.Scratch()
+		w.WriteIdentity(recipient)
+		return h.byRecipient.ScanPoint(w.Bytes())
+	}, decodePrivateMessage)
+}
+
+// DeleteByRecipient deletes the rows whose recipient equal the arguments and returns how many there were.
+func (h privateMessageTableHandle) DeleteByRecipient(recipient stdb.Identity) (uint32, error) {
+	w := stdb.Scratch()
+	w.WriteIdentity(recipient)
+	return h.byRecipient.Delete(w.Bytes())
+}
+
+// RangeByRecipient yields the rows whose recipient lies between lo and hi, in index order.
+func (h privateMessageTableHandle) RangeByRecipient(lo, hi stdb.Bound[stdb.Identity]) iter.Seq[PrivateMessage] {
+	return stdb.Seq(func() *stdb.RowIter {
+		w := stdb.Scratch()
+		if lo.Kind != stdb.BoundUnbounded {
+			w.WriteIdentity(lo.Value)
+		}
+		mid := len(w.Bytes())
+		if hi.Kind != stdb.BoundUnbounded {
+			w.WriteIdentity(hi.Value)
+		}
+		b := w.Bytes()
+		return h.byRecipient.ScanRange(b[:mid], lo.Kind, b[mid:], hi.Kind)
+	}, decodePrivateMessage)
+}
+
+// UserRole is a row of table UserRole.
+type UserRole struct {
+	IdentityID stdb.Identity `json:"identity_id"` // primary key
+	Role       string        `json:"role"`
+	GrantedBy  stdb.Identity `json:"granted_by"`
+	GrantedAt  uint64        `json:"granted_at"`
+}
+
+// EncodeBSATN appends the row's BSATN to w.
+func (v *UserRole) EncodeBSATN(w *abi.Writer) {
+	w.WriteIdentity(v.IdentityID)
+	w.WriteString(v.Role)
+	w.WriteIdentity(v.GrantedBy)
+	w.WriteU64(v.GrantedAt)
+}
+
+// DecodeBSATN reads the row from r; check r.Err() afterwards.
+func (v *UserRole) DecodeBSATN(r *abi.Reader) {
+	v.IdentityID = r.ReadIdentity()
+	v.Role = r.ReadString()
+	v.GrantedBy = r.ReadIdentity()
+	v.GrantedAt = r.ReadU64()
+}
+
+func decodeUserRole(r *abi.Reader, v *UserRole) { v.DecodeBSATN(r) }
+
+type userRoleTableHandle struct {
+	table        *stdb.Table
+	byIdentityID *stdb.Index
+}
+
+// UserRoleTable reads and writes table UserRole.
+var UserRoleTable = userRoleTableHandle{
+	table:        stdb.NewTable("UserRole", "identity_id"),
+	byIdentityID: stdb.NewIndex("UserRole_identity_id_idx", "UserRole", "identity_id"),
+}
+
+// Insert inserts row and returns it as stored.
+func (h userRoleTableHandle) Insert(row UserRole) (UserRole, error) {
+	w := stdb.Scratch()
+	row.EncodeBSATN(w)
+	if err := h.table.Insert(w.Bytes()); err != nil {
+		return row, err
+	}
+	return row, nil
+}
+
+// Count returns the number of rows in UserRole.
+func (h userRoleTableHandle) Count() uint64 { return h.table.Count() }
+
+// Iter yields every row of UserRole.
+func (h userRoleTableHandle) Iter() iter.Seq[UserRole] {
+	return stdb.Seq(h.table.Scan, decodeUserRole)
+}
+
+// FilterByIdentityID returns the row whose identity_id is identityID, if there is one.
+func (h userRoleTableHandle) FilterByIdentityID(identityID stdb.Identity) (UserRole, bool) {
+	w := stdb.Scratch()
+	w.WriteIdentity(identityID)
+	var row UserRole
+	b := h.byIdentityID.FindRow(w.Bytes())
+	if b == nil {
+		return row, false
+	}
+	r := abi.NewReader(b)
+	row.DecodeBSATN(r)
+	if err := r.Err(); err != nil {
+		panic(h.byIdentityID.DecodeError(err))
+	}
+	return row, true
+}
+
+// UpdateByIdentityID replaces the row with the same identity_id as row.
+func (h userRoleTableHandle) UpdateByIdentityID(row UserRole) error {
+	w := stdb.Scratch()
+	row.EncodeBSATN(w)
+	return h.byIdentityID.Update(w.Bytes())
+}
+
+// DeleteByIdentityID deletes the row whose identity_id is identityID and reports whether there was one.
+func (h userRoleTableHandle) DeleteByIdentityID(identityID stdb.Identity) (bool, error) {
+	w := stdb.Scratch()
+	w.WriteIdentity(identityID)
+	n, err := h.byIdentityID.Delete(w.Bytes())
+	return n > 0, err
+}
+
+// RangeByIdentityID yields the rows whose identity_id lies between lo and hi, in index order.
+func (h userRoleTableHandle) RangeByIdentityID(lo, hi stdb.Bound[stdb.Identity]) iter.Seq[UserRole] {
+	return stdb.Seq(func() *stdb.RowIter {
+		w := stdb.Scratch()
+		if lo.Kind != stdb.BoundUnbounded {
+			w.WriteIdentity(lo.Value)
+		}
+		mid := len(w.Bytes())
+		if hi.Kind != stdb.BoundUnbounded {
+			w.WriteIdentity(hi.Value)
+		}
+		b := w.Bytes()
+		return h.byIdentityID.ScanRange(b[:mid], lo.Kind, b[mid:], hi.Kind)
+	}, decodeUserRole)
+}
+
+// AdminDashboard is a row of table AdminDashboard.
+type AdminDashboard struct {
+	NoteID           uint64        `json:"note_id"` // primary key; auto-increment: insert 0 to get the next value
+	AuthorIdentityID stdb.Identity `json:"author_identity_id"`
+	Content          string        `json:"content"`
+	CreatedAt        uint64        `json:"created_at"`
+}
+
+// EncodeBSATN appends the row's BSATN to w.
+func (v *AdminDashboard) EncodeBSATN(w *abi.Writer) {
+	w.WriteU64(v.NoteID)
+	w.WriteIdentity(v.AuthorIdentityID)
+	w.WriteString(v.Content)
+	w.WriteU64(v.CreatedAt)
+}
+
+// DecodeBSATN reads the row from r; check r.Err() afterwards.
+func (v *AdminDashboard) DecodeBSATN(r *abi.Reader) {
+	v.NoteID = r.ReadU64()
+	v.AuthorIdentityID = r.ReadIdentity()
+	v.Content = r.ReadString()
+	v.CreatedAt = r.ReadU64()
+}
+
+func decodeAdminDashboard(r *abi.Reader, v *AdminDashboard) { v.DecodeBSATN(r) }
+
+type adminDashboardTableHandle struct {
+	table    *stdb.Table
+	byNoteID *stdb.Index
+}
+
+// AdminDashboardTable reads and writes table AdminDashboard.
+var AdminDashboardTable = adminDashboardTableHandle{
+	table:    stdb.NewTable("AdminDashboard", "note_id"),
+	byNoteID: stdb.NewIndex("AdminDashboard_note_id_idx", "AdminDashboard", "note_id"),
+}
+
+// Insert inserts row and returns it as stored, with its auto-increment values filled in.
+func (h adminDashboardTableHandle) Insert(row AdminDashboard) (AdminDashboard, error) {
+	w := stdb.Scratch()
+	row.EncodeBSATN(w)
+	if err := h.table.Insert(w.Bytes()); err != nil {
+		return row, err
+	}
+	b := w.Bytes()
+	row.NoteID = abi.NewReader(b[0:]).ReadU64()
+	return row, nil
+}
+
+// Count returns the number of rows in AdminDashboard.
+func (h adminDashboardTableHandle) Count() uint64 { return h.table.Count() }
+
+// Iter yields every row of AdminDashboard.
+func (h adminDashboardTableHandle) Iter() iter.Seq[AdminDashboard] {
+	return stdb.Seq(h.table.Scan, decodeAdminDashboard)
+}
+
+// FilterByNoteID returns the row whose note_id is noteID, if there is one.
+func (h adminDashboardTableHandle) FilterByNoteID(noteID uint64) (AdminDashboard, bool) {
+	w := stdb.Scratch()
+	w.WriteU64(noteID)
+	var row AdminDashboard
+	b := h.byNoteID.FindRow(w.Bytes())
+	if b == nil {
+		return row, false
+	}
+	r := abi.NewReader(b)
+	row.DecodeBSATN(r)
+	if err := r.Err(); err != nil {
+		panic(h.byNoteID.DecodeError(err))
+	}
+	return row, true
+}
+
+// UpdateByNoteID replaces the row with the same note_id as row.
+func (h adminDashboardTableHandle) UpdateByNoteID(row AdminDashboard) error {
+	w := stdb.Scratch()
+	row.EncodeBSATN(w)
+	return h.byNoteID.Update(w.Bytes())
+}
+
+// DeleteByNoteID deletes the row whose note_id is noteID and reports whether there was one.
+func (h adminDashboardTableHandle) DeleteByNoteID(noteID uint64) (bool, error) {
+	w := stdb.Scratch()
+	w.WriteU64(noteID)
+	n, err := h.byNoteID.Delete(w.Bytes())
+	return n > 0, err
+}
+
+// RangeByNoteID yields the rows whose note_id lies between lo and hi, in index order.
+func (h adminDashboardTableHandle) RangeByNoteID(lo, hi stdb.Bound[uint64]) iter.Seq[AdminDashboard] {
+	return stdb.Seq(func() *stdb.RowIter {
+		w := stdb.Scratch()
+		if lo.Kind != stdb.BoundUnbounded {
+			w.WriteU64(lo.Value)
+		}
+		mid := len(w.Bytes())
+		if hi.Kind != stdb.BoundUnbounded {
+			w.WriteU64(hi.Value)
+		}
+		b := w.Bytes()
+		return h.byNoteID.ScanRange(b[:mid], lo.Kind, b[mid:], hi.Kind)
+	}, decodeAdminDashboard)
+}
+
 // The reducers the module must define, one Go function each. A missing
 // or mistyped function fails to compile here, on the line naming it.
 var (
@@ -233,6 +617,18 @@ var (
 	//
 	//	func UpdateProfile(ctx *stdb.ReducerContext, newUsername string, newEmail string) error
 	_ func(*stdb.ReducerContext, string, string) error = UpdateProfile
+	// reducer send_message(recipient: IdentityId, content: String):
+	//
+	//	func SendMessage(ctx *stdb.ReducerContext, recipient stdb.Identity, content string) error
+	_ func(*stdb.ReducerContext, stdb.Identity, string) error = SendMessage
+	// reducer make_admin(identity: IdentityId):
+	//
+	//	func MakeAdmin(ctx *stdb.ReducerContext, identity stdb.Identity) error
+	_ func(*stdb.ReducerContext, stdb.Identity) error = MakeAdmin
+	// reducer post_admin_note(content: String):
+	//
+	//	func PostAdminNote(ctx *stdb.ReducerContext, content string) error
+	_ func(*stdb.ReducerContext, string) error = PostAdminNote
 )
 
 func dispatchAuth(ctx *stdb.ReducerContext, args *abi.Reader, ret *abi.Writer) error {
@@ -267,6 +663,35 @@ func dispatchUpdateProfile(ctx *stdb.ReducerContext, args *abi.Reader, ret *abi.
 		return err
 	}
 	return UpdateProfile(ctx, a0, a1)
+}
+
+func dispatchSendMessage(ctx *stdb.ReducerContext, args *abi.Reader, ret *abi.Writer) error {
+	var a0 stdb.Identity
+	a0 = args.ReadIdentity()
+	var a1 string
+	a1 = args.ReadString()
+	if err := stdb.CheckArgs("send_message", args); err != nil {
+		return err
+	}
+	return SendMessage(ctx, a0, a1)
+}
+
+func dispatchMakeAdmin(ctx *stdb.ReducerContext, args *abi.Reader, ret *abi.Writer) error {
+	var a0 stdb.Identity
+	a0 = args.ReadIdentity()
+	if err := stdb.CheckArgs("make_admin", args); err != nil {
+		return err
+	}
+	return MakeAdmin(ctx, a0)
+}
+
+func dispatchPostAdminNote(ctx *stdb.ReducerContext, args *abi.Reader, ret *abi.Writer) error {
+	var a0 string
+	a0 = args.ReadString()
+	if err := stdb.CheckArgs("post_admin_note", args); err != nil {
+		return err
+	}
+	return PostAdminNote(ctx, a0)
 }
 
 // moduleDef is what __describe_module__ returns: the ModuleDef as JSON.
@@ -336,6 +761,117 @@ const moduleDef = `{
           "unique": true
         }
       ]
+    },
+    {
+      "name": "PrivateMessage",
+      "columns": [
+        {
+          "name": "message_id",
+          "type": "u64",
+          "primary_key": true,
+          "autoinc": true
+        },
+        {
+          "name": "sender",
+          "type": "IdentityId"
+        },
+        {
+          "name": "recipient",
+          "type": "IdentityId"
+        },
+        {
+          "name": "content",
+          "type": "String"
+        },
+        {
+          "name": "sent_at",
+          "type": "u64"
+        }
+      ],
+      "indexes": [
+        {
+          "name": "PrivateMessage_message_id_idx",
+          "columns": [
+            "message_id"
+          ],
+          "unique": true
+        },
+        {
+          "name": "PrivateMessage_sender_idx",
+          "columns": [
+            "sender"
+          ]
+        },
+        {
+          "name": "PrivateMessage_recipient_idx",
+          "columns": [
+            "recipient"
+          ]
+        }
+      ]
+    },
+    {
+      "name": "UserRole",
+      "columns": [
+        {
+          "name": "identity_id",
+          "type": "IdentityId",
+          "primary_key": true
+        },
+        {
+          "name": "role",
+          "type": "String"
+        },
+        {
+          "name": "granted_by",
+          "type": "IdentityId"
+        },
+        {
+          "name": "granted_at",
+          "type": "u64"
+        }
+      ],
+      "indexes": [
+        {
+          "name": "UserRole_identity_id_idx",
+          "columns": [
+            "identity_id"
+          ],
+          "unique": true
+        }
+      ]
+    },
+    {
+      "name": "AdminDashboard",
+      "columns": [
+        {
+          "name": "note_id",
+          "type": "u64",
+          "primary_key": true,
+          "autoinc": true
+        },
+        {
+          "name": "author_identity_id",
+          "type": "IdentityId"
+        },
+        {
+          "name": "content",
+          "type": "String"
+        },
+        {
+          "name": "created_at",
+          "type": "u64"
+        }
+      ],
+      "indexes": [
+        {
+          "name": "AdminDashboard_note_id_idx",
+          "columns": [
+            "note_id"
+          ],
+          "unique": true
+        }
+      ]
     }
   ],
   "reducers": [
@@ -370,6 +906,37 @@ const moduleDef = `{
           "type": "String"
         }
       ]
+    },
+    {
+      "name": "send_message",
+      "params": [
+        {
+          "name": "recipient",
+          "type": "IdentityId"
+        },
+        {
+          "name": "content",
+          "type": "String"
+        }
+      ]
+    },
+    {
+      "name": "make_admin",
+      "params": [
+        {
+          "name": "identity",
+          "type": "IdentityId"
+        }
+      ]
+    },
+    {
+      "name": "post_admin_note",
+      "params": [
+        {
+          "name": "content",
+          "type": "String"
+        }
+      ]
     }
   ],
   "grants": [
@@ -378,7 +945,7 @@ const moduleDef = `{
       "to": "public",
       "pos": {
         "file": "schema.spacetimedb",
-        "line": 31,
+        "line": 69,
         "column": 1
       }
     },
@@ -387,7 +954,52 @@ const moduleDef = `{
       "where": "identity_id = :caller",
       "pos": {
         "file": "schema.spacetimedb",
-        "line": 32,
+        "line": 70,
+        "column": 1
+      }
+    },
+    {
+      "table": "User",
+      "where": ":caller in (select identity_id from UserRole where role = 'admin')",
+      "pos": {
+        "file": "schema.spacetimedb",
+        "line": 71,
+        "column": 1
+      }
+    },
+    {
+      "table": "PrivateMessage",
+      "where": "sender = :caller or recipient = :caller",
+      "pos": {
+        "file": "schema.spacetimedb",
+        "line": 72,
+        "column": 1
+      }
+    },
+    {
+      "table": "UserRole",
+      "where": "identity_id = :caller",
+      "pos": {
+        "file": "schema.spacetimedb",
+        "line": 73,
+        "column": 1
+      }
+    },
+    {
+      "table": "UserRole",
+      "where": ":caller in (select identity_id from UserRole where role = 'admin')",
+      "pos": {
+        "file": "schema.spacetimedb",
+        "line": 74,
+        "column": 1
+      }
+    },
+    {
+      "table": "AdminDashboard",
+      "where": ":caller in (select identity_id from UserRole where role = 'admin')",
+      "pos": {
+        "file": "schema.spacetimedb",
+        "line": 75,
         "column": 1
       }
     }
@@ -399,6 +1011,9 @@ func init() {
 		dispatchAuth,
 		dispatchCreatePost,
 		dispatchUpdateProfile,
+		dispatchSendMessage,
+		dispatchMakeAdmin,
+		dispatchPostAdminNote,
 	)
 }
 
