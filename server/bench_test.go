@@ -2,12 +2,15 @@ package server
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/spacetime-go/spacetime/server/subscription"
 )
 
 // BenchmarkHTTPCall measures a reducer call over HTTP from parallel clients:
@@ -83,6 +86,55 @@ func BenchmarkFanout(b *testing.B) {
 					}
 					time.Sleep(20 * time.Microsecond)
 				}
+			}
+		})
+	}
+}
+
+// BenchmarkWSCodec compares the WebSocket hot path's encoders and decoder
+// with the general, reflection-based ones they stand in for (impl=general),
+// on the messages of a reducer call and of one transaction's update:
+//
+//	go test ./server -run '^$' -bench WSCodec -count 6 | benchstat -col /impl
+func BenchmarkWSCodec(b *testing.B) {
+	call := []byte(`{"CallReducer":{"request_id":123,"reducer":"incr","args":["k17"]}}`)
+	out := &callOutcome{Status: "committed", Offset: 1234, DurationUS: 20, Return: json.RawMessage("17")}
+	type result struct {
+		RequestID uint32 `json:"request_id"`
+		*callOutcome
+	}
+	row := json.RawMessage(`{"id":17,"seq":4,"sent_us":1764280862000000}`)
+	update := &subscription.TransactionUpdate{Offset: 99, QuerySets: []subscription.QuerySetUpdate{
+		{QuerySetID: 1, Tables: []subscription.TableUpdate{{Table: "Tick", Inserts: []json.RawMessage{row}}}}}}
+	var buf []byte
+	for _, bc := range []struct {
+		name, impl string
+		fn         func()
+	}{
+		{"decode-call", "fast", func() {
+			_, body, _ := splitEnvelope(call)
+			var m callReducerMsg
+			json.Unmarshal(body, &m)
+		}},
+		{"decode-call", "general", func() {
+			var env map[string]json.RawMessage
+			json.Unmarshal(call, &env)
+			for _, body := range env {
+				var m callReducerMsg
+				json.Unmarshal(body, &m)
+			}
+		}},
+		{"encode-result", "fast", func() { buf, _ = appendCommittedResult(buf[:0], 5, out) }},
+		{"encode-result", "general", func() {
+			json.Marshal(map[string]any{"ReducerResult": result{RequestID: 5, callOutcome: out}})
+		}},
+		{"encode-update", "fast", func() { buf, _ = appendTransactionUpdate(buf[:0], update) }},
+		{"encode-update", "general", func() { transactionUpdateJSON(update) }},
+	} {
+		b.Run(bc.name+"/impl="+bc.impl, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				bc.fn()
 			}
 		})
 	}
