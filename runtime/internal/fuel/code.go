@@ -138,7 +138,8 @@ func (f *fn) rewrite(body []byte, sig funcSig) ([]byte, error) {
 	if err := f.code(r); err != nil {
 		return nil, err
 	}
-	return append([]byte(nil), f.out...), nil
+	// f.out is reused by the next body: the caller copies it first.
+	return f.out, nil
 }
 
 // boundary ends the current segment and starts one with header h.

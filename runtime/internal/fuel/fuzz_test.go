@@ -37,22 +37,23 @@ func FuzzInstrument(f *testing.F) {
 		}
 	}
 	ctx := context.Background()
-	// The interpreter: it validates exactly as the compiler does, compiles
-	// much faster, and honours a deadline.
-	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter().
-		WithCoreFeatures(api.CoreFeaturesV2).
-		WithMemoryLimitPages(16).
-		WithCloseOnContextDone(true))
-	defer rt.Close(ctx)
-	if _, err := rt.NewHostModuleBuilder("env").
-		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(_ context.Context, _ api.Module, s []uint64) { s[0] = 1 }),
-		[]api.ValueType{api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}).Export("host").
-		Instantiate(ctx); err != nil {
-		f.Fatal(err)
-	}
 	const budget = 20_000
 	cfg := Config{InitialFuel: budget, MaxCallDepth: 300}
 	f.Fuzz(func(t *testing.T, wasm []byte) {
+		// A runtime per input, so that no input depends on what earlier
+		// ones left behind. The interpreter: it validates exactly as the
+		// compiler does, compiles much faster, and honours a deadline.
+		rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter().
+			WithCoreFeatures(api.CoreFeaturesV2).
+			WithMemoryLimitPages(16).
+			WithCloseOnContextDone(true))
+		defer rt.Close(ctx)
+		if _, err := rt.NewHostModuleBuilder("env").
+			NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(_ context.Context, _ api.Module, s []uint64) { s[0] = 1 }),
+			[]api.ValueType{api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}).Export("host").
+			Instantiate(ctx); err != nil {
+			t.Fatal(err)
+		}
 		orig, origErr := rt.CompileModule(ctx, wasm)
 		if origErr == nil {
 			defer orig.Close(ctx)
@@ -96,7 +97,7 @@ func checkCall(t *testing.T, ctx context.Context, rt wazero.Runtime, orig, rew w
 	g := rm.ExportedGlobal(FuelGlobal).(api.MutableGlobal)
 	d := rm.ExportedGlobal(DepthGlobal).(api.MutableGlobal)
 	g.Set(uint64(budget))
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	out, err := rm.ExportedFunction(name).Call(cctx, args...)
 	if cctx.Err() != nil {
@@ -123,7 +124,7 @@ func checkCall(t *testing.T, ctx context.Context, rt wazero.Runtime, orig, rew w
 		t.Fatalf("the rewritten module instantiates, the original does not: %v", err2)
 	}
 	defer om.Close(ctx)
-	octx, ocancel := context.WithTimeout(ctx, 5*time.Second)
+	octx, ocancel := context.WithTimeout(ctx, 2*time.Second)
 	defer ocancel()
 	oout, oerr := om.ExportedFunction(name).Call(octx, args...)
 	if octx.Err() != nil {
