@@ -50,10 +50,18 @@
 //
 // # Access
 //
-// Until row-level grants land, a non-owner connection may read only tables
-// opened with `grant_access T to public`; every read path asks viewFilters
-// for the connection's extra conditions on a table, which is where row-level
-// grant plans will be ANDed in. After a republish, ModuleChanged drops the
-// query sets that lost their grant and returns them for the server to
-// report.
+// Every read path (initial rows, live updates, folding, one-off queries and
+// Query, identity changes, republish) applies the module's grant_access
+// statements, compiled on the host (query.CompileGrants): the owner reads
+// every row; `to public`, and `to authenticated` for a non-zero identity,
+// open a table in full; otherwise the table's rules, OR'ed, decide row by
+// row; with none the read fails with ErrPrivateTable. Deletes are matched
+// against the state before the transaction and inserts against the state
+// after, so a client never receives a row its grants did not allow, not
+// even as a delete. When a transaction writes a table that rules read
+// through a subquery (a role), the sets whose rules answer differently have
+// their view of the table recomputed in that transaction's update. Readers
+// are indexed by the rules' equalities (`owner = :caller`), like queries.
+// Sets that become unreadable (identity change, republish) are dropped and
+// reported through WithRevokeHandler in stream order.
 package subscription
