@@ -20,6 +20,25 @@ type request struct {
 	done      chan error
 }
 
+// newRequest returns a request for db (nil: catalog work) from the store's
+// pool, with its done channel; putRequest returns it once its done value
+// has been received (the committer no longer touches a request after
+// sending it).
+func (s *Store) newRequest(db *Database) *request {
+	r, _ := s.reqs.Get().(*request)
+	if r == nil {
+		r = &request{done: make(chan error, 1)}
+	}
+	r.db = db
+	return r
+}
+
+func (s *Store) putRequest(r *request) {
+	done := r.done
+	*r = request{done: done}
+	s.reqs.Put(r)
+}
+
 // Limits for one Badger transaction: Badger refuses more than 15% of the
 // memtable size in bytes, or that divided by 96 in entries. A group stays
 // at half of that, so per-entry overhead we do not count cannot push it over.

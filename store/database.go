@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -47,22 +46,6 @@ func newDatabase(s *Store, name string, id uint64, sch *dbSchema) *Database {
 	db.durable.Store(v)
 	return db
 }
-
-func (db *Database) rowKey(t TableID, key []byte) []byte {
-	k := make([]byte, 0, len(db.prefix)+5+len(key))
-	k = append(k, db.prefix...)
-	k = append(k, 'r')
-	k = binary.BigEndian.AppendUint32(k, uint32(t))
-	return append(k, key...)
-}
-
-func (db *Database) autoincKey(t TableID, col int) []byte {
-	k := append(append([]byte(nil), db.prefix...), 'a')
-	k = binary.BigEndian.AppendUint32(k, uint32(t))
-	return binary.BigEndian.AppendUint16(k, uint16(col))
-}
-
-func (db *Database) offsetKey() []byte { return append(append([]byte(nil), db.prefix...), 'o') }
 
 func (db *Database) metaKey(key string) []byte {
 	return append(append(append([]byte(nil), db.prefix...), 'm'), key...)
@@ -140,7 +123,18 @@ func (db *Database) Begin(ctx context.Context) (*Tx, error) {
 		return nil, err
 	}
 	v := db.latest
-	return &Tx{db: db, base: v, tables: append([]*tableState(nil), v.tables...), changes: make([]*tableChanges, len(v.tables))}, nil
+	tx := &Tx{db: db, base: v}
+	// The version the transaction will publish is made now, with room for
+	// the tables of a small database inside it.
+	next := &version{schema: v.schema}
+	next.tables = append(next.tbuf[:0], v.tables...)
+	tx.next, tx.tables = next, next.tables
+	if len(v.tables) <= len(tx.chgBuf) {
+		tx.changes = tx.chgBuf[:len(v.tables)]
+	} else {
+		tx.changes = make([]*tableChanges, len(v.tables))
+	}
+	return tx, nil
 }
 
 // SetMeta durably stores a metadata value (module bytes, owner, ...).

@@ -86,10 +86,11 @@ func (r *RowIter) Close() {
 }
 
 // scanPoint iterates over the rows whose key in ix starts with the encoded
-// prefix p. A full key of a unique index is a single lookup.
-func scanPoint(st *tableState, ix *indexSchema, p []byte, copy bool, full bool) *RowIter {
+// prefix p. A full key of a unique index is a single lookup, with pr's
+// probes (nil: fresh ones, for concurrent readers).
+func scanPoint(st *tableState, ix *indexSchema, p []byte, copy bool, full bool, pr *probes) *RowIter {
 	if ix.unique && full {
-		rec, _ := st.get(ix, p)
+		rec, _ := st.get(ix, p, pr)
 		return &RowIter{one: rec}
 	}
 	r := &RowIter{it: st.iter(ix, copy), seek: p}

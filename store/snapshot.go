@@ -30,7 +30,7 @@ func (s *Snapshot) ScanPoint(ix IndexID, key []byte) (*RowIter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return scanPoint(s.v.tables[is.table.id], is, p, false, full), nil
+	return scanPoint(s.v.tables[is.table.id], is, p, false, full, nil), nil
 }
 
 // ScanRange iterates over the rows of index ix between lo and hi.

@@ -35,6 +35,7 @@ type Store struct {
 
 	stopGC chan struct{}
 	wg     sync.WaitGroup
+	reqs   sync.Pool // *request, reused by commits
 }
 
 // catalogEntry is the value of a database's catalog key.

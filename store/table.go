@@ -68,12 +68,30 @@ func (st *tableState) clone() *tableState {
 	return c
 }
 
-// get returns the row whose key in index ix is exactly key (ix unique).
-func (st *tableState) get(ix *indexSchema, key []byte) (*rowRec, bool) {
-	if ix.primary {
-		return st.rows.Get(&rowRec{b: key})
+// probes are the search keys of tree lookups. A tree's comparison function
+// is a function value, so a probe passed to it escapes: a writer keeps one
+// set in its transaction instead of allocating one per lookup.
+type probes struct {
+	r   rowRec
+	e   ixEntry
+	buf []byte // key buffer for e
+}
+
+// get returns the row whose key in index ix is exactly key (ix unique),
+// searching with pr's probes (nil: fresh ones, for concurrent readers).
+func (st *tableState) get(ix *indexSchema, key []byte, pr *probes) (*rowRec, bool) {
+	if pr == nil {
+		pr = new(probes)
 	}
-	e, ok := st.idx[ix.pos].Get(&ixEntry{key: key})
+	if ix.primary {
+		pr.r.b = key
+		r, ok := st.rows.Get(&pr.r)
+		pr.r.b = nil
+		return r, ok
+	}
+	pr.e.key = key
+	e, ok := st.idx[ix.pos].Get(&pr.e)
+	pr.e.key = nil
 	if !ok {
 		return nil, false
 	}
@@ -128,4 +146,5 @@ type version struct {
 	schema *dbSchema
 	tables []*tableState
 	offset uint64
+	tbuf   [4]*tableState // backs tables for small databases
 }

@@ -16,15 +16,27 @@ import (
 type Tx struct {
 	db      *Database
 	base    *version
-	tables  []*tableState
+	tables  []*tableState   // the next version's tables: next.tables
 	changes []*tableChanges // by table id; nil when untouched
+	next    *version        // what Commit publishes
 	done    bool
+
+	// Reused within the transaction so that the common one-row case
+	// allocates little: change sets for the first tables written, the
+	// changes slice for small databases, lookup probes and a key buffer.
+	tcBuf   [2]tableChanges
+	ntc     int
+	chgBuf  [4]*tableChanges
+	pr      probes
+	scratch []byte
+	recBuf  []byte
 }
 
 // tableChanges is the net effect of a transaction on one table, by row key.
 type tableChanges struct {
-	list  []*change
-	byKey map[string]*change
+	list  []change
+	first [1]change // backing store of list for the usual single change
+	byKey map[string]int
 }
 
 type change struct {
@@ -58,35 +70,42 @@ func (tx *Tx) index(i IndexID) (*indexSchema, error) {
 func (tx *Tx) writable(t TableID) (*tableState, *tableChanges) {
 	if tx.changes[t] == nil {
 		tx.tables[t] = tx.tables[t].clone()
-		tx.changes[t] = &tableChanges{}
+		var tc *tableChanges
+		if tx.ntc < len(tx.tcBuf) {
+			tc = &tx.tcBuf[tx.ntc]
+			tx.ntc++
+		} else {
+			tc = new(tableChanges)
+		}
+		tc.list = tc.first[:0]
+		tx.changes[t] = tc
 	}
 	return tx.tables[t], tx.changes[t]
 }
 
 func (tc *tableChanges) record(key []byte, old, cur *rowRec) {
 	if tc.byKey == nil && len(tc.list) < 8 {
-		for _, c := range tc.list {
-			if bytes.Equal(c.key, key) {
-				c.cur = cur
+		for i := range tc.list {
+			if bytes.Equal(tc.list[i].key, key) {
+				tc.list[i].cur = cur
 				return
 			}
 		}
-		tc.list = append(tc.list, &change{key: key, old: old, cur: cur})
+		tc.list = append(tc.list, change{key: key, old: old, cur: cur})
 		return
 	}
 	if tc.byKey == nil {
-		tc.byKey = make(map[string]*change, 16)
-		for _, c := range tc.list {
-			tc.byKey[string(c.key)] = c
+		tc.byKey = make(map[string]int, 16)
+		for i := range tc.list {
+			tc.byKey[string(tc.list[i].key)] = i
 		}
 	}
-	if c, ok := tc.byKey[string(key)]; ok {
-		c.cur = cur
+	if i, ok := tc.byKey[string(key)]; ok {
+		tc.list[i].cur = cur
 		return
 	}
-	c := &change{key: key, old: old, cur: cur}
-	tc.list = append(tc.list, c)
-	tc.byKey[string(key)] = c
+	tc.byKey[string(key)] = len(tc.list)
+	tc.list = append(tc.list, change{key: key, old: old, cur: cur})
 }
 
 func schemaErr(ts *tableSchema, err error) error {
@@ -104,12 +123,12 @@ func (tx *Tx) Insert(t TableID, row []byte) ([]byte, error) {
 		return nil, schemaErr(ts, err)
 	}
 	st, tc := tx.writable(t)
-	rec, autoinc, err := tx.newRec(ts, st, row, nil, true)
+	var keyArr [8][]byte
+	rec, keys, autoinc, err := tx.newRec(ts, st, row, nil, true, keyArr[:0])
 	if err != nil {
 		return nil, err
 	}
-	keys, err := tx.checkUnique(ts, st, rec, nil)
-	if err != nil {
+	if err := tx.checkUnique(ts, st, keys, nil); err != nil {
 		return nil, err
 	}
 	if autoinc != nil {
@@ -123,21 +142,20 @@ func (tx *Tx) Insert(t TableID, row []byte) ([]byte, error) {
 	return rec.row(), nil
 }
 
-// newRec copies row into a new record with its row key. When fill is set it
-// fills auto-increment columns that are 0 and returns the new counters.
-// keepKey, when non-nil, is the hidden row id to reuse (updates).
-func (tx *Tx) newRec(ts *tableSchema, st *tableState, row []byte, keepKey []byte, fill bool) (*rowRec, []uint64, error) {
+// newRec copies row into a new record with its row key, and returns with it
+// the record's key in every index of the table (keys is reused for them).
+// When fill is set it fills auto-increment columns that are 0 and returns
+// the new counters. keepKey, when non-nil, is the hidden row id to reuse
+// (updates).
+//
+// The row, its key and its secondary index keys share one allocation: they
+// live and die together (an update or delete removes every index entry of
+// the row).
+func (tx *Tx) newRec(ts *tableSchema, st *tableState, row []byte, keepKey []byte, fill bool, keys [][]byte) (*rowRec, [][]byte, []uint64, error) {
 	n := len(row)
-	keyCap := 8
-	if ts.pk >= 0 {
-		if fs := ts.types[ts.pk].Kind.FixedSize(); fs > 0 {
-			keyCap = fs
-		} else {
-			keyCap = 16
-		}
-	}
-	buf := make([]byte, n, n+keyCap)
-	copy(buf, row)
+	// Build in the transaction's buffer, then copy into one allocation of
+	// the exact size: the record keeps no spare capacity.
+	buf := append(tx.recBuf[:0], row...)
 	var counters []uint64
 	if fill {
 		for j, c := range ts.autoinc {
@@ -156,7 +174,7 @@ func (tx *Tx) newRec(ts *tableSchema, st *tableState, row []byte, keepKey []byte
 			}
 			next := counters[j] + 1
 			if next > autoincMax(k) || next == 0 {
-				return nil, nil, fmt.Errorf("%w: table %q column %q (%s) has issued its last value %d", ErrAutoIncOverflow, ts.def.Name, ts.def.Columns[c].Name, k, counters[j])
+				return nil, nil, nil, fmt.Errorf("%w: table %q column %q (%s) has issued its last value %d", ErrAutoIncOverflow, ts.def.Name, ts.def.Columns[c].Name, k, counters[j])
 			}
 			counters[j] = next
 			for i := 0; i < size; i++ {
@@ -164,16 +182,40 @@ func (tx *Tx) newRec(ts *tableSchema, st *tableState, row []byte, keepKey []byte
 			}
 		}
 	}
-	rowPart := buf[:n:n]
 	switch {
 	case keepKey != nil:
 		buf = append(buf, keepKey...)
 	case ts.pk >= 0:
-		buf = ts.indexes[ts.pkIndex].indexKey(buf, rowPart)
+		buf = ts.indexes[ts.pkIndex].indexKey(buf, buf[:n:n])
 	default:
 		buf = appendRowID(buf, st.nextRowID)
 	}
-	return &rowRec{b: buf[:len(buf):len(buf)], n: n}, counters, nil
+	keyEnd := len(buf)
+	// Secondary keys go after the row key; offsets first, slices once the
+	// buffer has stopped growing.
+	var offArr [16]int
+	offs := offArr[:0]
+	for _, ix := range ts.indexes {
+		start := len(buf)
+		if !ix.primary {
+			buf = ix.indexKey(buf, buf[:n:n])
+			if !ix.unique {
+				buf = append(buf, buf[n:keyEnd]...)
+			}
+		}
+		offs = append(offs, start, len(buf))
+	}
+	tx.recBuf = buf
+	buf = append([]byte(nil), buf...)
+	rec := &rowRec{b: buf[:keyEnd:keyEnd], n: n}
+	for i, ix := range ts.indexes {
+		if ix.primary {
+			keys = append(keys, rec.key())
+		} else {
+			keys = append(keys, buf[offs[2*i]:offs[2*i+1]:offs[2*i+1]])
+		}
+	}
+	return rec, keys, counters, nil
 }
 
 func autoincMax(k abi.Kind) uint64 {
@@ -196,54 +238,53 @@ func autoincMax(k abi.Kind) uint64 {
 	return 1<<63 - 1
 }
 
-// checkUnique checks rec against every unique index, ignoring except (the
-// row being replaced), and returns the keys of rec for every index.
-func (tx *Tx) checkUnique(ts *tableSchema, st *tableState, rec *rowRec, except *rowRec) ([][]byte, error) {
-	var keys [][]byte
-	if len(ts.indexes) > 0 {
-		keys = make([][]byte, len(ts.indexes))
-	}
+// checkUnique checks a record's index keys (from newRec) against every
+// unique index, ignoring except (the row being replaced).
+func (tx *Tx) checkUnique(ts *tableSchema, st *tableState, keys [][]byte, except *rowRec) error {
 	for i, ix := range ts.indexes {
-		var k []byte
-		if ix.primary {
-			k = rec.key()
-		} else {
-			k = ix.indexKey(nil, rec.row())
+		if !ix.unique {
+			continue
 		}
-		if ix.unique {
-			if e, ok := st.get(ix, k); ok && e != except {
-				return nil, fmt.Errorf("%w: table %q: index %q already has a row with this key", ErrUniqueViolation, ts.def.Name, ix.name)
-			}
-		} else {
-			k = append(k, rec.key()...)
+		if e, ok := st.get(ix, keys[i], &tx.pr); ok && e != except {
+			return fmt.Errorf("%w: table %q: index %q already has a row with this key", ErrUniqueViolation, ts.def.Name, ix.name)
 		}
-		keys[i] = k
 	}
-	return keys, nil
+	return nil
 }
 
+// insertRec adds rec to the rows tree and its entries, keyed by keys, to the
+// secondary indexes; the entries of one row share an allocation.
 func insertRec(ts *tableSchema, st *tableState, rec *rowRec, keys [][]byte) {
 	st.rows.Set(rec)
+	var ents []ixEntry
+	if k := len(ts.indexes) - min(ts.pkIndex+1, 1); k > 0 {
+		ents = make([]ixEntry, 0, k)
+	}
 	for i, ix := range ts.indexes {
 		if !ix.primary {
-			st.idx[i].Set(&ixEntry{key: keys[i], rec: rec})
+			ents = append(ents, ixEntry{key: keys[i], rec: rec})
+			st.idx[i].Set(&ents[len(ents)-1])
 		}
 	}
 }
 
-func deleteRec(ts *tableSchema, st *tableState, rec *rowRec) {
+// deleteRec removes rec from the rows tree and its secondary index entries.
+// pr provides the probe (and its key buffer) to find the entries with.
+func deleteRec(ts *tableSchema, st *tableState, rec *rowRec, pr *probes) {
 	st.rows.Delete(rec)
-	var probe ixEntry
+	probe := &pr.e
 	for i, ix := range ts.indexes {
 		if ix.primary {
 			continue
 		}
-		probe.key = ix.indexKey(probe.key[:0], rec.row())
+		pr.buf = ix.indexKey(pr.buf[:0], rec.row())
 		if !ix.unique {
-			probe.key = append(probe.key, rec.key()...)
+			pr.buf = append(pr.buf, rec.key()...)
 		}
-		st.idx[i].Delete(&probe)
+		probe.key = pr.buf
+		st.idx[i].Delete(probe)
 	}
+	probe.key = nil
 }
 
 // Update replaces the row whose key in the unique index ix equals row's.
@@ -261,8 +302,8 @@ func (tx *Tx) Update(ix IndexID, row []byte) ([]byte, error) {
 		return nil, schemaErr(ts, err)
 	}
 	st, tc := tx.writable(ts.id)
-	key := is.indexKey(nil, row)
-	old, ok := st.get(is, key)
+	tx.scratch = is.indexKey(tx.scratch[:0], row)
+	old, ok := st.get(is, tx.scratch, &tx.pr)
 	if !ok {
 		return nil, fmt.Errorf("%w: table %q has no row with that key in index %q", ErrNotFound, ts.def.Name, is.name)
 	}
@@ -270,15 +311,15 @@ func (tx *Tx) Update(ix IndexID, row []byte) ([]byte, error) {
 	if ts.pk < 0 {
 		keep = old.key()
 	}
-	rec, _, err := tx.newRec(ts, st, row, keep, false)
+	var keyArr [8][]byte
+	rec, keys, _, err := tx.newRec(ts, st, row, keep, false, keyArr[:0])
 	if err != nil {
 		return nil, err
 	}
-	keys, err := tx.checkUnique(ts, st, rec, old)
-	if err != nil {
+	if err := tx.checkUnique(ts, st, keys, old); err != nil {
 		return nil, err
 	}
-	deleteRec(ts, st, old)
+	deleteRec(ts, st, old, &tx.pr)
 	tc.record(old.key(), old, nil)
 	insertRec(ts, st, rec, keys)
 	tc.record(rec.key(), nil, rec)
@@ -312,7 +353,7 @@ func (tx *Tx) DeleteByKeyAtMost(ix IndexID, key []byte, limit int) (int, error) 
 	}
 	ts := is.table
 	var victims []*rowRec
-	it := scanPoint(tx.tables[ts.id], is, p, false, full)
+	it := scanPoint(tx.tables[ts.id], is, p, false, full, &tx.pr)
 	for {
 		k, ok := it.nextRec()
 		if !ok {
@@ -328,7 +369,7 @@ func (tx *Tx) DeleteByKeyAtMost(ix IndexID, key []byte, limit int) (int, error) 
 	}
 	st, tc := tx.writable(ts.id)
 	for _, rec := range victims {
-		deleteRec(ts, st, rec)
+		deleteRec(ts, st, rec, &tx.pr)
 		tc.record(rec.key(), rec, nil)
 	}
 	return len(victims), nil
@@ -358,7 +399,7 @@ func (tx *Tx) ScanPoint(ix IndexID, key []byte) (*RowIter, error) {
 		return nil, err
 	}
 	id := is.table.id
-	return scanPoint(tx.tables[id], is, p, tx.dirty(id), full), nil
+	return scanPoint(tx.tables[id], is, p, tx.dirty(id), full, &tx.pr), nil
 }
 
 // ScanRange iterates over the rows of index ix between lo and hi, in index
@@ -425,8 +466,38 @@ func (tx *Tx) Commit(ctx context.Context) (Commit, error) {
 		return Commit{}, ErrTxDone
 	}
 	db := tx.db
-	delta := &Delta{}
-	var writes []Write
+	// Size the writes and their keys first, so that each goes into one
+	// allocation.
+	nw, nkey := 1, len(db.prefix)+1+8 // the offset key and its value
+	for id, tc := range tx.changes {
+		if tc == nil {
+			continue
+		}
+		for i := range tc.list {
+			if c := &tc.list[i]; !c.noop() {
+				nw++
+				nkey += len(db.prefix) + 5 + len(c.key)
+			}
+		}
+		st, base := tx.tables[id], tx.base.tables[id]
+		for j, v := range st.autoinc {
+			if v != base.autoinc[j] {
+				nw++
+				nkey += len(db.prefix) + 7 + 8
+			}
+		}
+	}
+	db2 := newDelta()
+	delta := &db2.d
+	writes := make([]Write, 0, nw)
+	kb := make([]byte, 0, nkey)
+	key := func(parts ...[]byte) []byte {
+		start := len(kb)
+		for _, p := range parts {
+			kb = append(kb, p...)
+		}
+		return kb[start:len(kb):len(kb)]
+	}
 	nbytes := 0
 	for id, tc := range tx.changes {
 		if tc == nil {
@@ -435,15 +506,23 @@ func (tx *Tx) Commit(ctx context.Context) (Commit, error) {
 		st := tx.tables[id]
 		ts := st.schema
 		var td *TableDelta
-		for _, c := range tc.list {
-			if c.old == c.cur || c.old != nil && c.cur != nil && bytes.Equal(c.old.row(), c.cur.row()) {
+		for i := range tc.list {
+			c := &tc.list[i]
+			if c.noop() {
 				continue
 			}
 			if td == nil {
-				delta.Tables = append(delta.Tables, TableDelta{Table: TableID(id), Name: ts.def.Name})
+				if len(delta.Tables) == 0 {
+					db2.useFirst(TableID(id), ts.def.Name)
+				} else {
+					delta.Tables = append(delta.Tables, TableDelta{Table: TableID(id), Name: ts.def.Name})
+				}
 				td = &delta.Tables[len(delta.Tables)-1]
 			}
-			k := db.rowKey(TableID(id), c.key)
+			var tid [5]byte
+			tid[0] = 'r'
+			binary.BigEndian.PutUint32(tid[1:], uint32(id))
+			k := key(db.prefix, tid[:], c.key)
 			if c.old != nil {
 				td.Deletes = append(td.Deletes, c.old.row())
 			}
@@ -460,36 +539,48 @@ func (tx *Tx) Commit(ctx context.Context) (Commit, error) {
 		base := tx.base.tables[id]
 		for j, v := range st.autoinc {
 			if v != base.autoinc[j] {
-				k := db.autoincKey(TableID(id), ts.autoinc[j])
-				writes = append(writes, Write{Key: k, Value: binary.BigEndian.AppendUint64(nil, v)})
+				var ak [7]byte
+				ak[0] = 'a'
+				binary.BigEndian.PutUint32(ak[1:], uint32(id))
+				binary.BigEndian.PutUint16(ak[5:], uint16(ts.autoinc[j]))
+				k := key(db.prefix, ak[:])
+				var val [8]byte
+				binary.BigEndian.PutUint64(val[:], v)
+				writes = append(writes, Write{Key: k, Value: key(val[:])})
 				nbytes += len(k) + 8
 			}
 		}
 	}
 	tx.done = true
+	next := tx.next
+	tx.base, tx.next, tx.tables, tx.changes = nil, nil, nil, nil
+	s := db.s
 	if len(writes) == 0 {
 		// Nothing to write, but what the transaction read must be durable
 		// before its caller hears back.
-		off := tx.base.offset
-		if db.durable.Load() == tx.base {
+		off := db.latest.offset
+		if db.durable.Load() == db.latest {
 			db.release()
 			return Commit{Offset: off, Delta: delta}, nil
 		}
-		req := &request{db: db, done: make(chan error, 1)}
-		err := db.s.enqueue(req)
+		req := s.newRequest(db)
+		err := s.enqueue(req)
 		db.release()
 		if err == nil {
 			err = <-req.done
 		}
+		s.putRequest(req)
 		if err != nil {
 			return Commit{}, err
 		}
 		return Commit{Offset: off, Delta: delta}, nil
 	}
-	off := tx.base.offset + 1
-	writes = append(writes, Write{Key: db.offsetKey(), Value: binary.BigEndian.AppendUint64(nil, off)})
+	off := db.latest.offset + 1
+	var ov [8]byte
+	binary.BigEndian.PutUint64(ov[:], off)
+	writes = append(writes, Write{Key: key(db.prefix, []byte{'o'}), Value: key(ov[:])})
 	nbytes += 32
-	if err := db.s.fitsOneTxn(len(writes), nbytes); err != nil {
+	if err := s.fitsOneTxn(len(writes), nbytes); err != nil {
 		db.release()
 		return Commit{}, fmt.Errorf("%w: database %q: %w", ErrTxTooLarge, db.name, err)
 	}
@@ -497,17 +588,42 @@ func (tx *Tx) Commit(ctx context.Context) (Commit, error) {
 		db.release()
 		return Commit{}, fmt.Errorf("%w: database %q: %w", ErrTxTooLarge, db.name, err)
 	}
-	v := &version{schema: tx.base.schema, tables: tx.tables, offset: off}
+	next.offset = off
 	c := Commit{Offset: off, Delta: delta}
-	req := &request{db: db, writes: writes, bytes: nbytes, v: v, commit: c, hasCommit: true, done: make(chan error, 1)}
-	if err := db.s.enqueue(req); err != nil {
+	req := s.newRequest(db)
+	req.writes, req.bytes, req.v, req.commit, req.hasCommit = writes, nbytes, next, c, true
+	if err := s.enqueue(req); err != nil {
+		s.putRequest(req)
 		db.release()
 		return Commit{}, err
 	}
-	db.latest = v
+	db.latest = next
 	db.release()
-	if err := <-req.done; err != nil {
+	err := <-req.done
+	s.putRequest(req)
+	if err != nil {
 		return Commit{}, err
 	}
 	return c, nil
+}
+
+// noop reports whether a change has no net effect (inserted then deleted,
+// or updated to the same bytes).
+func (c *change) noop() bool {
+	return c.old == c.cur || c.old != nil && c.cur != nil && bytes.Equal(c.old.row(), c.cur.row())
+}
+
+// deltaBuf lets the delta of a one-table transaction with a row or two be
+// one allocation.
+type deltaBuf struct {
+	d    Delta
+	td   [1]TableDelta
+	rows [2][]byte
+}
+
+func newDelta() *deltaBuf { return new(deltaBuf) }
+
+func (b *deltaBuf) useFirst(t TableID, name string) {
+	b.td[0] = TableDelta{Table: t, Name: name, Inserts: b.rows[0:0:1], Deletes: b.rows[1:1:2]}
+	b.d.Tables = b.td[:1:1]
 }
