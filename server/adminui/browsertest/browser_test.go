@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,6 +58,34 @@ func need(t *testing.T) (chromium, node string) {
 	return chromium, node
 }
 
+// statSources looks at every source file the test builds from. The test
+// builds the tool and the module in subprocesses, which go test's cache does
+// not see; the files a test stats are part of its cache key, so a change to
+// any of them reruns this test instead of replaying an old pass.
+func statSources(t *testing.T, root string) {
+	t.Helper()
+	exts := map[string]bool{".go": true, ".js": true, ".mjs": true, ".css": true, ".html": true, ".svg": true, ".json": true, ".mod": true, ".sum": true, ".spacetimedb": true}
+	err := filepath.WalkDir(root, func(path string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if e.IsDir() {
+			switch e.Name() {
+			case ".git", "node_modules", "target", "docs", ".spacetime":
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if exts[filepath.Ext(path)] {
+			_, err = os.Stat(path)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // run runs a command and returns its standard output.
 func run(t *testing.T, dir string, env []string, name string, args ...string) string {
 	t.Helper()
@@ -77,6 +106,7 @@ func run(t *testing.T, dir string, env []string, name string, args ...string) st
 func TestAdminPageInBrowser(t *testing.T) {
 	chromium, node := need(t)
 	root := repoRoot(t)
+	statSources(t, root)
 	tmp := t.TempDir()
 	start := time.Now()
 
@@ -132,7 +162,7 @@ func TestAdminPageInBrowser(t *testing.T) {
 	opConfig := filepath.Join(tmp, "operator")
 	cli(opConfig, "publish", "secure_app", "--wasm", wasm)
 	users := map[string]struct{ config, identity string }{}
-	for _, u := range []string{"alice", "bob"} {
+	for _, u := range []string{"alice", "bob", "carol"} {
 		config := filepath.Join(tmp, u)
 		tok := strings.TrimSpace(cli(config, "token", "mint", "--sub", u))
 		var res struct {
@@ -163,6 +193,8 @@ func TestAdminPageInBrowser(t *testing.T) {
 		"ALICE_ID="+users["alice"].identity,
 		"BOB_CONFIG="+users["bob"].config,
 		"BOB_ID="+users["bob"].identity,
+		"CAROL_CONFIG="+users["carol"].config,
+		"CAROL_ID="+users["carol"].identity,
 		"SCREENSHOTS="+shots,
 	)
 	out, err := cmd.CombinedOutput()

@@ -15,6 +15,7 @@ const env = (k) => {
 const BASE = env('BASE_URL');
 const ALICE = env('ALICE_ID');
 const BOB = env('BOB_ID');
+const CAROL = env('CAROL_ID');
 const SHOTS = env('SCREENSHOTS');
 const STEP_TIMEOUT = 10_000;
 mkdirSync(SHOTS, { recursive: true });
@@ -132,7 +133,8 @@ try {
     const row = page.locator('#rows tbody tr.new', { hasText: 'Live from the CLI' });
     await row.waitFor();
     check((await row.innerText()).includes(ALICE), 'the new post is Alice\'s');
-    await page.waitForSelector('.table-list [data-count="Post"]:text("3")');
+    // The count beside the table follows the stats poll (2 s).
+    await page.waitForFunction(() => document.querySelector('.table-list [data-count="Post"]').textContent === '4');
     await page.screenshot({ path: join(SHOTS, 'desktop-tables.png') });
   });
 
@@ -172,37 +174,54 @@ try {
     check((await row.innerText()).includes(ALICE), 'the post made as Alice is hers');
   });
 
-  await step('view as Alice and as Bob', async () => {
-    // TODO(issue 6): view the private-message table as Alice and as Bob
-    // once examples/secure_app has it (grant_access ... where sender =
-    // :caller or recipient = :caller): each must see only the messages
-    // they sent or received. Until then this step uses User, whose rule is
-    // `grant_access User where identity_id = :caller`.
+  await step('view as Alice and as Bob: User (grant_access User where identity_id = :caller)', async () => {
     await page.click('.table-link[data-table="Post"]');
     await waitStatus(page, 'live from tx');
     const posts = await viewAs(page, ALICE);
-    check(!posts.error && posts.rows.length === 4, `Post is public: Alice sees all 4 posts, got ${JSON.stringify(posts)}`);
+    check(!posts.error && posts.rows.length === 5, `Post is public: Alice sees all 5 posts, got ${JSON.stringify(posts)}`);
 
     await page.click('.table-link[data-table="User"]');
     await waitStatus(page, 'live from tx');
+    check((await page.locator('#rows tbody tr').count()) === 3, 'the owner sees all three users');
     const alice = await viewAs(page, ALICE);
     await page.screenshot({ path: join(SHOTS, 'desktop-view-as.png') });
     const bob = await viewAs(page, BOB);
     const anon = await viewAs(page, 'anonymous');
-    if (alice.error && /not open to clients yet|not enforced/.test(alice.error)) {
-      // Today's rule without row-level grants: the table is closed to
-      // every client, and view-as says so exactly as the server would.
-      console.log('note: row-level grants are not enforced by this build; view-as shows today\'s rule (User closed to clients)');
-      check(bob.error && bob.error.includes('grant_access User where identity_id = :caller'), `Bob: ${JSON.stringify(bob)}`);
-      check(anon.error, `anonymous: ${JSON.stringify(anon)}`);
-    } else {
-      check(!alice.error && alice.rows.length === 1 && alice.rows[0].includes(ALICE) && alice.rows[0].includes('alice'), `Alice sees only her row: ${JSON.stringify(alice)}`);
-      check(!bob.error && bob.rows.length === 1 && bob.rows[0].includes(BOB) && bob.rows[0].includes('bob'), `Bob sees only his row: ${JSON.stringify(bob)}`);
-      check(!anon.error && anon.rows.length === 0, `anonymous sees no User row: ${JSON.stringify(anon)}`);
-    }
+    check(!alice.error && alice.rows.length === 1 && alice.rows[0].includes(ALICE) && alice.rows[0].includes('alice'), `Alice sees only her row: ${JSON.stringify(alice)}`);
+    check(!bob.error && bob.rows.length === 1 && bob.rows[0].includes(BOB) && bob.rows[0].includes('bob'), `Bob sees only his row: ${JSON.stringify(bob)}`);
+    check(!anon.error && anon.rows.length === 0, `anonymous sees no User row: ${JSON.stringify(anon)}`);
     await page.click('#viewas-clear');
     await waitStatus(page, 'live from tx');
-    check((await page.locator('#rows tbody tr').count()) === 2, 'the owner view is back');
+    check((await page.locator('#rows tbody tr').count()) === 3, 'the owner view is back');
+  });
+
+  await step('view as Alice and as Bob: the private-message table', async () => {
+    if ((await page.locator('.table-link[data-table="PrivateMessage"]').count()) === 0) {
+      // TODO(issue 6): examples/secure_app has no PrivateMessage table in
+      // this build; the User step above checks view-as on a row rule.
+      console.log('note: examples/secure_app has no PrivateMessage table yet: skipped (TODO)');
+      return;
+    }
+    cliAs(env('ALICE_CONFIG'), 'call', 'send_message', BOB, 'hi bob, from alice');
+    cliAs(env('BOB_CONFIG'), 'call', 'send_message', ALICE, 'hi alice, from bob');
+    cliAs(env('BOB_CONFIG'), 'call', 'send_message', CAROL, 'hi carol, from bob');
+    await page.click('.table-link[data-table="PrivateMessage"]');
+    await waitStatus(page, 'live from tx');
+    await page.waitForFunction(() => document.querySelectorAll('#rows tbody tr').length === 3);
+    const grants = await page.locator('#t-grants').innerText();
+    check(grants.includes('grant_access PrivateMessage where sender = :caller or recipient = :caller;'), `grants: ${grants}`);
+    const alice = await viewAs(page, ALICE);
+    await page.screenshot({ path: join(SHOTS, 'desktop-view-as.png') });
+    const bob = await viewAs(page, BOB);
+    const carol = await viewAs(page, CAROL);
+    const anon = await viewAs(page, 'anonymous');
+    const texts = (v) => v.rows.map((r) => r.match(/hi \w+, from \w+/)[0]).sort();
+    check(!alice.error && JSON.stringify(texts(alice)) === JSON.stringify(['hi alice, from bob', 'hi bob, from alice']), `Alice sees the two messages she is part of: ${JSON.stringify(alice)}`);
+    check(!bob.error && JSON.stringify(texts(bob)) === JSON.stringify(['hi alice, from bob', 'hi bob, from alice', 'hi carol, from bob']), `Bob sees his three: ${JSON.stringify(bob)}`);
+    check(!carol.error && JSON.stringify(texts(carol)) === JSON.stringify(['hi carol, from bob']), `Carol sees hers: ${JSON.stringify(carol)}`);
+    check(!anon.error && anon.rows.length === 0, `anonymous sees none: ${JSON.stringify(anon)}`);
+    await page.click('#viewas-clear');
+    await waitStatus(page, 'live from tx');
   });
 
   await step('connected clients, with the page\'s own owner connection', async () => {
