@@ -3,9 +3,12 @@ package fuel
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +42,55 @@ func FuzzInstrument(f *testing.F) {
 	ctx := context.Background()
 	const budget = 20_000
 	cfg := Config{InitialFuel: budget, MaxCallDepth: 300}
-	f.Fuzz(func(t *testing.T, wasm []byte) {
+	f.Fuzz(func(t *testing.T, wasm []byte) { fuzzInstrumentOne(t, ctx, wasm, cfg, budget) })
+}
+
+// TestReplayFuzzCache runs FuzzInstrument's whole cached corpus (the inputs
+// a fuzzing session found interesting), timing each: set FUEL_CORPUS to
+// the cache directory ($GOCACHE/fuzz/.../FuzzInstrument).
+func TestReplayFuzzCache(t *testing.T) {
+	dir := os.Getenv("FUEL_CORPUS")
+	if dir == "" {
+		t.Skip("FUEL_CORPUS is not set")
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(b)
+		i, j := strings.Index(s, "[]byte("), strings.LastIndex(s, ")")
+		if i < 0 || j < i {
+			continue
+		}
+		wasm, err := strconv.Unquote(s[i+len("[]byte(") : j])
+		if err != nil {
+			continue
+		}
+		start := time.Now()
+		done := make(chan struct{})
+		go func() {
+			select {
+			case <-done:
+			case <-time.After(8 * time.Second):
+				buf := make([]byte, 1<<20)
+				n := goruntime.Stack(buf, true)
+				panic(fmt.Sprintf("%s takes over 8 s:\n%s", file, buf[:n]))
+			}
+		}()
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			fuzzInstrumentOne(t, context.Background(), []byte(wasm), Config{InitialFuel: 20_000, MaxCallDepth: 300}, 20_000)
+		})
+		close(done)
+		if el := time.Since(start); el > time.Second {
+			t.Logf("%s took %s", filepath.Base(file), el)
+		}
+	}
+}
+
+func fuzzInstrumentOne(t *testing.T, ctx context.Context, wasm []byte, cfg Config, budget int64) {
+	{
 		// A runtime per input, so that no input depends on what earlier
 		// ones left behind. The interpreter: it validates exactly as the
 		// compiler does, compiles much faster, and honours a deadline.
@@ -83,7 +134,7 @@ func FuzzInstrument(f *testing.F) {
 			}
 			checkCall(t, ctx, rt, orig, rew, name, args, budget, len(wasm))
 		}
-	})
+	}
 }
 
 func checkCall(t *testing.T, ctx context.Context, rt wazero.Runtime, orig, rew wazero.CompiledModule, name string, args []uint64, budget int64, size int) {
