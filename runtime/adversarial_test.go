@@ -100,6 +100,9 @@ func TestAdversarialCalls(t *testing.T) {
 			if el := time.Since(start); el > 5*time.Second {
 				t.Errorf("stopped after %s", el)
 			}
+			if e, ok := EnergyUsed(err); !ok || e == 0 || (errors.Is(err, ErrOutOfEnergy) && e != 20_000_000) {
+				t.Errorf("EnergyUsed = %d, %v", e, ok)
+			}
 			if tc.reducer == "log_flood" {
 				n := 0
 				for _, l := range attacker.Logs().Last(100_000)[logsBefore:] {

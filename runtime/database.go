@@ -368,7 +368,7 @@ func (d *Database) run(ctx context.Context, v *version, id uint32, req CallReque
 			limit = inst.limitHit(budget, d.cfg.maxCallDepth)
 		}
 		inst.close(context.WithoutCancel(ctx))
-		return nil, d.stopped(rd.Name, callErr, ctxErr, ctx.Err(), limit, timeout, elapsed, energy)
+		return nil, &energyError{d.stopped(rd.Name, callErr, ctxErr, ctx.Err(), limit, timeout, elapsed, energy), energy}
 	}
 	switch result {
 	case abi.CallCommitted:
@@ -379,13 +379,13 @@ func (d *Database) run(ctx context.Context, v *version, id uint32, req CallReque
 		if msg == "" {
 			msg = "the reducer failed without a message"
 		}
-		return nil, &ReducerError{Reducer: rd.Name, Message: msg}
+		return nil, &energyError{&ReducerError{Reducer: rd.Name, Message: msg}, energy}
 	default:
 		tx.Rollback()
 		inst.close(context.WithoutCancel(ctx))
 		d.rt.cfg.logger.Warn("reducer returned an unknown result", "database", d.name, "reducer", rd.Name, "result", int32(result))
-		return nil, fmt.Errorf("%w: reducer %s returned %d from __call_reducer__, which is neither 0 (committed) nor 1 (failed); the module is broken and its instance was discarded",
-			ErrTrap, rd.Name, int32(result))
+		return nil, &energyError{fmt.Errorf("%w: reducer %s returned %d from __call_reducer__, which is neither 0 (committed) nor 1 (failed); the module is broken and its instance was discarded",
+			ErrTrap, rd.Name, int32(result)), energy}
 	}
 	if err := checkReturn(rd, retBytes); err != nil {
 		tx.Rollback()

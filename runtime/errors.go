@@ -76,3 +76,24 @@ func (e *ReducerError) Error() string {
 
 // Is makes errors.Is(err, ErrReducerFailed) hold.
 func (e *ReducerError) Is(target error) bool { return target == ErrReducerFailed }
+
+// energyError carries the energy a call used before it failed.
+type energyError struct {
+	err    error
+	energy uint64
+}
+
+func (e *energyError) Error() string { return e.err.Error() }
+func (e *energyError) Unwrap() error { return e.err }
+
+// EnergyUsed returns the energy a failed call used, when the guest ran
+// (the reducer's own failure, a trap, a limit, a deadline): a call that ran
+// out of energy used its whole budget. Calls refused before the guest ran
+// report false.
+func EnergyUsed(err error) (uint64, bool) {
+	var e *energyError
+	if errors.As(err, &e) {
+		return e.energy, true
+	}
+	return 0, false
+}
