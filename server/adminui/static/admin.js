@@ -342,7 +342,12 @@
         ...cols.map((c) => {
           const v = r.row[c];
           const text = cellText(v);
-          return el('td', { class: v === null ? 'null' : null, title: colTypes.get(c) === 'IdentityId' ? idLabel(text) : null, text });
+          if (colTypes.get(c) === 'IdentityId' && typeof v === 'string') {
+            // Name the identity when a row keyed by it said who it is.
+            const label = v === ZERO_ID ? 'anonymous' : S.knownIds.get(v);
+            return el('td', { title: idLabel(v) }, text, label ? el('span', { class: 'idlabel', text: label }) : null);
+          }
+          return el('td', { class: v === null ? 'null' : null, text });
         })))));
     if (n === 0) $('rows').querySelector('tbody').append(el('tr', null, el('td', { class: 'muted', colspan: String(Math.max(1, cols.length)), text: 'no rows' })));
     $('page-info').textContent = n === 0 ? '0 rows' : (start + 1) + '–' + Math.min(n, start + PAGE_SIZE) + ' of ' + n;
