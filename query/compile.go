@@ -51,6 +51,9 @@ type Plan struct {
 	Reads []string
 	match func(row []abi.Value, env *Env) bool
 	conj  []Equality
+	// readsRow is set when the WHERE clause reads a column of the row (not
+	// counting subqueries, which read their own tables).
+	readsRow bool
 	// subs are the IN subqueries of this plan's own WHERE (nested ones
 	// belong to their subquery's plan).
 	subs []subRef
@@ -155,6 +158,13 @@ func (p *Plan) SameSubqueries(a, b *Env) bool {
 	}
 	return true
 }
+
+// RowFree reports whether p's answer does not depend on the row it is
+// evaluated on (only on :caller and subqueries), as in
+// `:caller IN (SELECT identity_id FROM User WHERE role = 'admin')`: it then
+// holds for every row of a state or for none, and Match may be given a nil
+// row.
+func (p *Plan) RowFree() bool { return p.match != nil && !p.readsRow }
 
 // HasSubqueries reports whether p's WHERE uses IN (SELECT ...).
 func (p *Plan) HasSubqueries() bool { return len(p.subs) > 0 }
@@ -293,6 +303,7 @@ func describeOperand(o Operand) string {
 func (c *compiler) operand(p *Plan, o Operand, want *abi.Type) (func(row []abi.Value, env *Env) abi.Value, abi.Type, error) {
 	switch o := o.(type) {
 	case *Column:
+		p.readsRow = true
 		i := c.table.Column(o.Name)
 		if i < 0 {
 			return nil, abi.Type{}, &CompileError{Pos: o.At, Kind: ErrUnknownColumn, Msg: unknownColumn(c.table, o.Name)}

@@ -73,6 +73,7 @@ func (e *Engine) fanoutLocked(offset uint64, d *store.Delta, before, after *stor
 			continue
 		}
 		types := def.ColumnTypes()
+		e.condLocked(tx, ts)
 		e.matchRowsLocked(tx, ts, def, types, td.Deletes, false)
 		e.matchRowsLocked(tx, ts, def, types, td.Inserts, true)
 	}
@@ -147,6 +148,9 @@ func (e *Engine) matchRowsLocked(tx uint64, ts *tableSubs, def *abi.TableDef, ty
 			}
 		}
 		for uq := range ts.scan {
+			visit(uq)
+		}
+		for _, uq := range e.condOn {
 			visit(uq)
 		}
 	}
@@ -290,4 +294,23 @@ func groupCaller(g *group) abi.Identity {
 		return g.cqs[0].caller
 	}
 	return abi.Identity{}
+}
+
+// condLocked lists the conditional queries of a table whose row-free rule
+// holds in this transaction: they see every row, so they are matched like
+// scanned queries. A query whose rule answers differently before and after
+// the transaction is flipped and recomputed instead, so the state after is
+// enough to decide.
+func (e *Engine) condLocked(tx uint64, ts *tableSubs) {
+	clear(e.condOn)
+	e.condOn = e.condOn[:0]
+	for uq := range ts.cond {
+		env := e.env(uq, tx, 1)
+		for _, r := range uq.cq.view.rules {
+			if r.RowFree() && r.Match(nil, env) {
+				e.condOn = append(e.condOn, uq)
+				break
+			}
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -189,6 +190,7 @@ type Engine struct {
 	txStamp  uint64
 	touched  []*qset
 	tconns   []*conn
+	condOn   []*uquery
 	// folds counts commits folded into initial rows (tests check the path
 	// is exercised).
 	folds atomic.Uint64
@@ -236,8 +238,10 @@ type uquery struct {
 	cq    *compiled
 	subs  map[*qset]struct{}
 	// eqs are the equality keys it is indexed under (none: scanned). A row
-	// it matches satisfies at least one of them.
-	eqs []eqKey
+	// it matches satisfies at least one of them, or else (cond) one of its
+	// row-free rules holds for the whole state.
+	eqs  []eqKey
+	cond bool
 	// envs evaluate it against the states before (0) and after (1) the
 	// transaction envTx.
 	envs     [2]query.Env
@@ -254,12 +258,15 @@ type eqKey struct {
 // tableSubs indexes the live queries on one table.
 type tableSubs struct {
 	scan map[*uquery]struct{}
+	// cond holds indexed queries with row-free rules (`:caller IN (...)`):
+	// per transaction, those whose rule holds are matched against every row.
+	cond map[*uquery]struct{}
 	eq   map[eqKey]map[*uquery]struct{}
 	cols map[int]int // indexed column -> number of queries indexed on it
 	list []int       // keys of cols, sorted
 }
 
-func (t *tableSubs) empty() bool { return len(t.scan) == 0 && len(t.eq) == 0 }
+func (t *tableSubs) empty() bool { return len(t.scan) == 0 && len(t.eq) == 0 && len(t.cond) == 0 }
 
 // New starts an engine on db. def returns the module's current description
 // (its grants decide what clients may read).
@@ -448,7 +455,7 @@ func (e *Engine) removeSetLocked(s *qset) {
 func (e *Engine) indexLocked(uq *uquery) {
 	ts := e.tables[uq.table]
 	if ts == nil {
-		ts = &tableSubs{scan: map[*uquery]struct{}{}, eq: map[eqKey]map[*uquery]struct{}{}, cols: map[int]int{}}
+		ts = &tableSubs{scan: map[*uquery]struct{}{}, cond: map[*uquery]struct{}{}, eq: map[eqKey]map[*uquery]struct{}{}, cols: map[int]int{}}
 		e.tables[uq.table] = ts
 	}
 	for _, t := range uq.cq.view.reads {
@@ -460,11 +467,14 @@ func (e *Engine) indexLocked(uq *uquery) {
 		m[uq] = struct{}{}
 	}
 	if !e.cfg.bruteForce {
-		uq.eqs = indexKeys(uq.cq)
+		uq.eqs, uq.cond = indexKeys(uq.cq)
 	}
 	if len(uq.eqs) == 0 {
 		ts.scan[uq] = struct{}{}
 		return
+	}
+	if uq.cond {
+		ts.cond[uq] = struct{}{}
 	}
 	for _, k := range uq.eqs {
 		m := ts.eq[k]
@@ -495,6 +505,7 @@ func (e *Engine) unindexLocked(uq *uquery) {
 	if len(uq.eqs) == 0 {
 		delete(ts.scan, uq)
 	}
+	delete(ts.cond, uq)
 	for _, k := range uq.eqs {
 		if m := ts.eq[k]; m != nil {
 			delete(m, uq)
@@ -525,30 +536,34 @@ func (t *tableSubs) rebuildList() {
 // `col = literal` or `col = :caller` on a column whose values key exactly;
 // else, when the reader sees the table through rules, one such equality per
 // rule (`owner = :caller`; `sender = :caller or recipient = :caller` is two
-// rules, one per column). None: the query is matched against every changed
-// row of its table.
-func indexKeys(cq *compiled) []eqKey {
+// rules, one per column), where a rule that does not read the row
+// (`:caller IN (...)`) needs no key but makes the query conditional (cond):
+// in a transaction where that rule holds, every row is matched. No keys:
+// the query is matched against every changed row of its table.
+func indexKeys(cq *compiled) (keys []eqKey, cond bool) {
 	if k, ok := equalityKey(cq.plan.Equalities(), cq.caller); ok {
-		return []eqKey{k}
+		return []eqKey{k}, false
 	}
 	if cq.view.all || len(cq.view.rules) == 0 {
-		return nil
+		return nil, false
 	}
-	var keys []eqKey
 	for _, r := range cq.view.rules {
+		if r.RowFree() {
+			cond = true
+			continue
+		}
 		k, ok := equalityKey(r.Equalities(), cq.caller)
 		if !ok {
-			return nil
+			return nil, false
 		}
-		dup := false
-		for _, x := range keys {
-			dup = dup || x == k
-		}
-		if !dup {
+		if !slices.Contains(keys, k) {
 			keys = append(keys, k)
 		}
 	}
-	return keys
+	if len(keys) == 0 {
+		return nil, false // only row-free rules: scan
+	}
+	return keys, cond
 }
 
 func equalityKey(eqs []query.Equality, caller abi.Identity) (eqKey, bool) {
