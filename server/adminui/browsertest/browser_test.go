@@ -189,6 +189,8 @@ func TestAdminPageInBrowser(t *testing.T) {
 		"SPACETIME_BIN="+bin,
 		"SPACETIME_DATA_DIR="+dataDir,
 		"OPERATOR_CREDENTIALS="+filepath.Join(opConfig, "credentials.json"),
+		"OPERATOR_CONFIG="+opConfig,
+		"MODULE_WASM="+wasm,
 		"ALICE_CONFIG="+users["alice"].config,
 		"ALICE_ID="+users["alice"].identity,
 		"BOB_CONFIG="+users["bob"].config,

@@ -18,7 +18,7 @@
     db: null, schema: null, tables: [], table: null,
     columns: [], rows: [], page: 0, viewAs: null, query: '',
     ws: null, wsReady: false, reqId: 0, qsCounter: 0, liveQs: null, liveErr: null,
-    statsTimer: null, clientsTimer: null, samples: [], logAbort: null,
+    statsTimer: null, clientsTimer: null, dbsTimer: null, samples: [], logAbort: null,
     knownIds: new Map(), // identity hex → label
     gen: 0, // bumps when the open database changes; stale async work checks it
   };
@@ -147,6 +147,7 @@
   }
 
   function signOut() {
+    clearInterval(S.dbsTimer);
     sessionStorage.removeItem(TOKEN_KEY);
     S.token = null;
     S.identity = null;
@@ -163,10 +164,56 @@
     $('who-id').textContent = S.identity;
     $('who-id').title = S.identity;
     renderDbList();
+    clearInterval(S.dbsTimer);
+    S.dbsTimer = setInterval(refreshDatabases, 5000);
     const want = new URLSearchParams(location.hash.slice(1));
     const name = want.get('db');
     const pick = S.dbs.find((d) => d.name === name) || (S.dbs.length === 1 ? S.dbs[0] : null);
     if (pick) openDatabase(pick.name, want.get('tab'), want.get('table'));
+  }
+
+  // refreshDatabases follows publishes and deletes made elsewhere (the CLI,
+  // spacetime dev): new databases appear, and a republished module's tables
+  // and reducers are reloaded in place.
+  async function refreshDatabases() {
+    if (!S.token) return;
+    const r = await api('GET', '/v1/identity/databases');
+    if (r.status === 401) { signOut(); return; }
+    if (!r.ok) return;
+    const before = new Map(S.dbs.map((d) => [d.name, d.module_hash + d.published_at]));
+    S.dbs = r.data.databases || [];
+    renderDbList();
+    if (!S.db) return;
+    const cur = S.dbs.find((d) => d.name === S.db);
+    if (!cur) {
+      toast('Database ' + S.db + ' was deleted.');
+      closeDatabase();
+      $('db-view').hidden = true;
+      renderDbList();
+    } else if (before.get(S.db) !== cur.module_hash + cur.published_at) {
+      toast('A new module was published to ' + S.db + ': schema reloaded.');
+      reloadSchema();
+    }
+  }
+
+  async function reloadSchema() {
+    const gen = S.gen;
+    const [schema, tables] = await Promise.all([api('GET', dbPath('/schema')), api('GET', dbPath('/tables'))]);
+    if (gen !== S.gen || !schema.ok || !tables.ok) return;
+    S.schema = schema.data;
+    S.tables = tables.data.tables;
+    showModule(schema.data);
+    renderTableList();
+    renderReducers();
+    const keep = S.table && S.tables.find((x) => x.name === S.table.name);
+    if (keep && S.viewAs === null) openTable(keep.name);
+  }
+
+  function showModule(m) {
+    $('db-hash').textContent = m.module_hash;
+    $('db-hash').title = 'SHA-256 of the module: ' + m.module_hash;
+    $('db-published').textContent = fmtTime(m.published_at);
+    $('db-owner').textContent = m.owner;
   }
 
   function renderDbList() {
@@ -217,10 +264,7 @@
     }
     S.schema = schema.data;
     S.tables = tables.data.tables;
-    $('db-hash').textContent = schema.data.module_hash;
-    $('db-hash').title = 'SHA-256 of the module: ' + schema.data.module_hash;
-    $('db-published').textContent = fmtTime(schema.data.published_at);
-    $('db-owner').textContent = schema.data.owner;
+    showModule(schema.data);
     renderTableList();
     renderReducers();
     connectLive(gen);

@@ -264,7 +264,24 @@ try {
     await p.waitForSelector('.reducer[data-reducer="create_post"]');
     check((await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)) <= 0, 'reducers scroll sideways');
     await p.screenshot({ path: join(SHOTS, 'phone-reducers.png') });
+    for (const tab of ['clients', 'logs', 'charts']) {
+      await p.click(`.tabs [data-tab="${tab}"]`);
+      await p.waitForSelector(`#tab-${tab}:not([hidden])`);
+      const over = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      check(over <= 0, `the ${tab} tab scrolls sideways by ${over}px`);
+    }
     await phone.close();
+  });
+
+  await step('a database published from the CLI appears in the list', async () => {
+    execFileSync(env('SPACETIME_BIN'), ['publish', 'secure_app_2', '--wasm', env('MODULE_WASM')], {
+      env: { ...process.env, SPACETIME_SERVER: BASE, SPACETIME_CONFIG_DIR: env('OPERATOR_CONFIG') },
+    });
+    await page.waitForSelector('.db-link[data-db="secure_app_2"]', { timeout: 12_000 });
+    await page.click('.db-link[data-db="secure_app_2"]');
+    await page.waitForSelector('.table-link[data-table="Post"]');
+    await waitStatus(page, 'live from tx');
+    check((await page.locator('#rows tbody tr td[colspan]').count()) === 1, 'the new database is empty');
   });
 
   await step('sign out forgets the token', async () => {
