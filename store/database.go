@@ -28,11 +28,12 @@ type Database struct {
 	metaMu sync.RWMutex
 	meta   map[string][]byte
 
-	subsMu  sync.Mutex
-	subs    map[uint64]func(Commit, *Snapshot)
-	nextSub uint64
-	nsubs   atomic.Int32
-	notif   *notifier
+	subsMu       sync.Mutex
+	subs         map[uint64]func(Commit, *Snapshot)
+	nextSub      uint64
+	nsubs        atomic.Int32
+	notif        *notifier
+	notifStopped bool // guarded by subsMu: the database was dropped or its store closed
 }
 
 func newDatabase(s *Store, name string, id uint64, sch *dbSchema) *Database {

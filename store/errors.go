@@ -40,4 +40,10 @@ var (
 	// Badger transaction (see WithMemTableSize); split the work into smaller
 	// transactions. The transaction is rolled back.
 	ErrTxTooLarge = errors.New("transaction too large to commit atomically")
+	// ErrCommitUnconfirmed: Commit's context ended while the transaction
+	// was waiting to become durable. The transaction was not undone: it
+	// is visible to the next transaction and may still become durable (it
+	// will, unless the store fails or stops first). The error also wraps
+	// the context's error.
+	ErrCommitUnconfirmed = errors.New("commit queued but not confirmed durable")
 )

@@ -53,10 +53,15 @@ func (s *Snapshot) Count(t TableID) (uint64, error) {
 // OnCommit registers fn to be called with every transaction that becomes
 // durable from now on, with the snapshot just after it. Calls come from one
 // goroutine per database, in offset order; a slow fn delays the next calls
-// (not the writer, not durability). cancel unregisters fn.
+// (not the writer, not durability). cancel unregisters fn. On a database
+// that was dropped, or whose store was closed, there will be no more
+// commits: fn is not registered and cancel does nothing.
 func (db *Database) OnCommit(fn func(c Commit, after *Snapshot)) (cancel func()) {
 	db.subsMu.Lock()
 	defer db.subsMu.Unlock()
+	if db.notifStopped || db.s.closed.Load() {
+		return func() {}
+	}
 	if db.notif == nil {
 		db.notif = newNotifier(db)
 	}
@@ -150,6 +155,7 @@ func (db *Database) notify(c Commit, v *version) {
 func (db *Database) stopNotifier() {
 	db.subsMu.Lock()
 	n := db.notif
+	db.notifStopped = true // no notifier starts after this
 	db.subsMu.Unlock()
 	if n == nil {
 		return

@@ -457,10 +457,14 @@ type TableDelta struct {
 }
 
 // Commit applies the transaction, frees the writer slot at once so the next
-// transaction can run, and waits until the transaction is durable. ctx is
-// not consulted once the commit is queued: the outcome then no longer
-// depends on the caller. A transaction that changed nothing gets the offset
-// it read, once that offset is durable.
+// transaction can run, and waits until the transaction is durable. A
+// transaction that changed nothing gets the offset it read, once that offset
+// is durable.
+//
+// Once queued, the outcome no longer depends on the caller: when ctx ends
+// first, Commit stops waiting and returns ErrCommitUnconfirmed (wrapping
+// ctx's error), but the transaction is not undone and may still become
+// durable.
 func (tx *Tx) Commit(ctx context.Context) (Commit, error) {
 	if tx.done {
 		return Commit{}, ErrTxDone
@@ -564,13 +568,13 @@ func (tx *Tx) Commit(ctx context.Context) (Commit, error) {
 			return Commit{Offset: off, Delta: delta}, nil
 		}
 		req := s.newRequest(db)
-		err := s.enqueue(req)
-		db.release()
-		if err == nil {
-			err = <-req.done
+		if err := s.enqueue(req); err != nil {
+			db.release()
+			s.putRequest(req)
+			return Commit{}, err
 		}
-		s.putRequest(req)
-		if err != nil {
+		db.release()
+		if err := db.await(ctx, req, off); err != nil {
 			return Commit{}, err
 		}
 		return Commit{Offset: off, Delta: delta}, nil
@@ -599,12 +603,28 @@ func (tx *Tx) Commit(ctx context.Context) (Commit, error) {
 	}
 	db.latest = next
 	db.release()
-	err := <-req.done
-	s.putRequest(req)
-	if err != nil {
+	if err := db.await(ctx, req, off); err != nil {
 		return Commit{}, err
 	}
 	return c, nil
+}
+
+// await waits for a queued request's outcome, or for ctx to end. The
+// request goes back to the pool only once the committer has answered: on
+// ctx's end it still holds it.
+func (db *Database) await(ctx context.Context, req *request, off uint64) error {
+	var err error
+	select {
+	case err = <-req.done:
+	case <-ctx.Done():
+		select {
+		case err = <-req.done: // answered meanwhile: report the outcome
+		default:
+			return fmt.Errorf("%w: database %q: stopped waiting for offset %d to become durable, which it may still do: %w", ErrCommitUnconfirmed, db.name, off, ctx.Err())
+		}
+	}
+	db.s.putRequest(req)
+	return err
 }
 
 // noop reports whether a change has no net effect (inserted then deleted,
