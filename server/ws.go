@@ -388,9 +388,19 @@ func (c *wsConn) linger() {
 func (c *wsConn) reader(ctx context.Context) {
 	defer close(c.readerDone)
 	pongWait := 2 * c.s.cfg.pingInterval
-	c.ws.SetReadDeadline(time.Now().Add(pongWait))
+	// Moving the deadline re-arms a runtime timer: do it at most every
+	// pongWait/16 (the deadline stays at least 15/16 of pongWait away), not
+	// for every message. The pong handler runs on this goroutine.
+	var armed time.Time
+	extend := func() {
+		if now := time.Now(); now.Sub(armed) >= pongWait/16 {
+			c.ws.SetReadDeadline(now.Add(pongWait))
+			armed = now
+		}
+	}
+	extend()
 	c.ws.SetPongHandler(func(string) error {
-		c.ws.SetReadDeadline(time.Now().Add(pongWait))
+		extend()
 		return nil
 	})
 	// One buffer per connection for its messages: handle copies what it
@@ -410,7 +420,7 @@ func (c *wsConn) reader(ctx context.Context) {
 			}
 			return
 		}
-		c.ws.SetReadDeadline(time.Now().Add(pongWait))
+		extend()
 		select {
 		case <-c.done:
 			return
@@ -479,7 +489,7 @@ func (c *wsConn) handle(ctx context.Context, data []byte) {
 	// the general path, which gives every error its message.
 	if typ, body, ok := splitEnvelope(data); ok && typ == "CallReducer" {
 		var m callReducerMsg
-		if json.Unmarshal(body, &m) == nil {
+		if decodeCallFast(body, &m) || json.Unmarshal(body, &m) == nil {
 			if err := c.callReducer(ctx, &m); err != nil {
 				c.reportMalformed(err)
 				return
@@ -747,4 +757,139 @@ func plainName(s string) bool {
 		}
 	}
 	return true
+}
+
+// decodeCallFast decodes the usual CallReducer body,
+// {"request_id": N, "reducer": "name", "args": [...]}, keys in any order,
+// into m, giving what json.Unmarshal would. It declines (false, m
+// untouched or partly set; decode it again) anything less plain: another
+// key or spelling, a repeated key, escapes in the name, a request_id that
+// is not a small integer, args that are not valid JSON. m.Args then points
+// into body, which the caller uses before the next read reuses it.
+func decodeCallFast(body []byte, m *callReducerMsg) bool {
+	i := skipSpace(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return false
+	}
+	var seen uint8
+	for i++; ; {
+		i = skipSpace(body, i)
+		key, next, ok := plainString(body, i)
+		if !ok {
+			return false
+		}
+		i = skipSpace(body, next)
+		if i >= len(body) || body[i] != ':' {
+			return false
+		}
+		i = skipSpace(body, i+1)
+		switch string(key) {
+		case "request_id":
+			if seen&1 != 0 {
+				return false
+			}
+			seen |= 1
+			j := i
+			for j < len(body) && body[j] >= '0' && body[j] <= '9' {
+				j++
+			}
+			if j == i || j-i > 10 || (body[i] == '0' && j-i > 1) {
+				return false
+			}
+			n, err := strconv.ParseUint(string(body[i:j]), 10, 32)
+			if err != nil {
+				return false
+			}
+			id := uint32(n)
+			m.RequestID, i = &id, j
+		case "reducer":
+			if seen&2 != 0 {
+				return false
+			}
+			seen |= 2
+			name, next, ok := plainString(body, i)
+			if !ok || !utf8.Valid(name) {
+				return false
+			}
+			s := string(name)
+			m.Reducer, i = &s, next
+		case "args":
+			if seen&4 != 0 {
+				return false
+			}
+			seen |= 4
+			end := skipValue(body, i)
+			if end < 0 || !json.Valid(body[i:end]) {
+				return false
+			}
+			m.Args, i = body[i:end], end
+		default:
+			return false
+		}
+		i = skipSpace(body, i)
+		if i >= len(body) {
+			return false
+		}
+		if body[i] == '}' {
+			return skipSpace(body, i+1) == len(body)
+		}
+		if body[i] != ',' {
+			return false
+		}
+		i++
+	}
+}
+
+// plainString reads a JSON string at i that has no escapes or control
+// characters; it returns its contents and the index after it.
+func plainString(b []byte, i int) ([]byte, int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return nil, 0, false
+	}
+	for j := i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			return b[i+1 : j], j + 1, true
+		case c == '\\' || c < 0x20:
+			return nil, 0, false
+		}
+	}
+	return nil, 0, false
+}
+
+// skipValue returns the index after the JSON value starting at i, or -1. It
+// only finds the end (brackets and strings); json.Valid checks the rest.
+func skipValue(b []byte, i int) int {
+	depth := 0
+	for j := i; j < len(b); j++ {
+		switch b[j] {
+		case '"':
+			for j++; j < len(b) && b[j] != '"'; j++ {
+				if b[j] == '\\' {
+					j++
+				}
+			}
+			if j >= len(b) {
+				return -1
+			}
+		case '[', '{':
+			depth++
+		case ']', '}':
+			if depth == 0 {
+				return j // the end of a bare literal, at the enclosing object's brace
+			}
+			depth--
+		case ',', ' ', '\t', '\n', '\r':
+			if depth == 0 {
+				return j
+			}
+		}
+		if depth == 0 && (b[j] == '"' || b[j] == ']' || b[j] == '}') {
+			return j + 1
+		}
+	}
+	if depth == 0 {
+		return len(b)
+	}
+	return -1
 }

@@ -113,3 +113,67 @@ func TestAppendTransactionUpdate(t *testing.T) {
 		})
 	}
 }
+
+// checkCallFast: when the fast decoder accepts a body, json.Unmarshal must
+// accept it too and give the same message.
+func checkCallFast(t *testing.T, body string) bool {
+	t.Helper()
+	var fast, slow callReducerMsg
+	if !decodeCallFast([]byte(body), &fast) {
+		return false
+	}
+	if err := json.Unmarshal([]byte(body), &slow); err != nil {
+		t.Fatalf("%q: fast path accepted what json.Unmarshal refuses: %v", body, err)
+	}
+	eq := func(a, b *uint32) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+	eqs := func(a, b *string) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+	if !eq(fast.RequestID, slow.RequestID) || !eqs(fast.Reducer, slow.Reducer) || string(fast.Args) != string(slow.Args) {
+		t.Fatalf("%q: fast %+v, json %+v", body, fast, slow)
+	}
+	return true
+}
+
+func TestDecodeCallFast(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		fast bool
+	}{
+		{`{"request_id":1,"reducer":"incr","args":["k1"]}`, true},
+		{` { "args" : [ 1 , {"a":[2,"]"]} ] , "reducer" : "x" , "request_id" : 4294967295 } `, true},
+		{`{"request_id":7,"reducer":"noop"}`, true},
+		{`{"request_id":7,"reducer":"noop","args":null}`, true},
+		{`{"request_id":7,"reducer":"n","args":"x\"y"}`, true},
+		{`{"request_id":7,"reducer":"n","args":5}`, true},
+		{`{"reducer":"héllo","args":[]}`, true},
+		{`{"request_id":4294967296,"reducer":"x"}`, false},
+		{`{"request_id":01,"reducer":"x"}`, false},
+		{`{"request_id":1.0,"reducer":"x"}`, false},
+		{`{"request_id":null,"reducer":"x"}`, false},
+		{`{"request_id":1,"request_id":2}`, false},
+		{`{"Request_ID":1}`, false},
+		{`{"request_id":1,"reducer":"a\"b"}`, false},
+		{`{"request_id":1,"reducer":"x","args":[1,]}`, false},
+		{`{"request_id":1,"reducer":"x","args":[1}`, false},
+		{`{"request_id":1,"extra":2}`, false},
+		{`{"request_id":1}x`, false},
+		{`{}`, false},
+		{`[]`, false},
+		{"{\"reducer\":\"\xff\"}", false},
+	} {
+		if got := checkCallFast(t, tc.body); got != tc.fast {
+			t.Errorf("%s: fast path %v, want %v", tc.body, got, tc.fast)
+		}
+	}
+}
+
+func FuzzDecodeCallFast(f *testing.F) {
+	for _, s := range []string{
+		`{"request_id":1,"reducer":"incr","args":["k1"]}`,
+		`{"args":[1,{"a":[2,"]\\"]"]}],"reducer":"x","request_id":42}`,
+		`{"request_id":7,"reducer":"n","args":"x\"y"}`,
+		`{"request_id":7 , "args":  null}`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) { checkCallFast(t, body) })
+}

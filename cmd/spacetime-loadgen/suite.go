@@ -176,7 +176,7 @@ func runSuite(ctx context.Context, cfg suiteConfig, stdout, stderr io.Writer) er
 			}
 			var res loadgen.CallResult
 			sc := suiteCalls{Result: &res, LoadAvg: loadAvg()}
-			sc.ServerCPU, sc.LoadgenCPU, err = srv.child(ctx, self, &res, prof, cfg.warmup+cfg.duration, "calls",
+			sc.ServerCPU, sc.LoadgenCPU, err = srv.child(ctx, self, &res, prof, cfg.warmup+cfg.duration/10, cfg.duration*8/10, "calls",
 				"--conns", strconv.Itoa(n), "--inflight", strconv.Itoa(cfg.inflight),
 				"--warmup", cfg.warmup.String(), "--duration", cfg.duration.String())
 			if err != nil {
@@ -193,7 +193,7 @@ func runSuite(ctx context.Context, cfg suiteConfig, stdout, stderr io.Writer) er
 			}
 			var res loadgen.FanoutResult
 			sf := &suiteFanout{Result: &res, LoadAvg: loadAvg()}
-			sf.ServerCPU, sf.LoadgenCPU, err = srv.child(ctx, self, &res, prof, 0, "fanout",
+			sf.ServerCPU, sf.LoadgenCPU, err = srv.child(ctx, self, &res, prof, 5*time.Second, 20*time.Second, "fanout",
 				"--subscribers", strconv.Itoa(cfg.subscribers), "--txs", strconv.Itoa(cfg.txs), "--interval", cfg.interval.String())
 			if err != nil {
 				return err
@@ -329,8 +329,8 @@ func (s *serverProc) publish(ctx context.Context, name string, wasm []byte) erro
 // child runs this program's cmd against the server as a separate process
 // and decodes its --json answer into v. It returns the server's and the
 // child's CPU time during the run. With profile set, it saves the server's
-// CPU profile of the run's last profileFor (or, when zero, of the whole run).
-func (s *serverProc) child(ctx context.Context, self string, v any, profile string, profileFor time.Duration, cmd string, args ...string) (serverCPU, childCPU time.Duration, err error) {
+// CPU profile from profileAfter into the run for profileFor.
+func (s *serverProc) child(ctx context.Context, self string, v any, profile string, profileAfter, profileFor time.Duration, cmd string, args ...string) (serverCPU, childCPU time.Duration, err error) {
 	args = append([]string{cmd, "--server", s.url, "--db", "loadgen", "--json"}, args...)
 	c := exec.CommandContext(ctx, self, args...)
 	var out, errb bytes.Buffer
@@ -341,7 +341,7 @@ func (s *serverProc) child(ctx context.Context, self string, v any, profile stri
 	}
 	profDone := make(chan error, 1)
 	if profile != "" {
-		go func() { profDone <- s.saveProfile(ctx, profile, profileFor, c) }()
+		go func() { profDone <- s.saveProfile(ctx, profile, profileAfter, profileFor) }()
 	} else {
 		profDone <- nil
 	}
@@ -360,17 +360,11 @@ func (s *serverProc) child(ctx context.Context, self string, v any, profile stri
 	return serverCPU, childCPU, perr
 }
 
-// saveProfile fetches the server's CPU profile while the child runs: for
-// the last d of it when d > 0 (the measured window of a calls run), else
-// for as long as the child runs (estimated by polling; capped at 60s).
-func (s *serverProc) saveProfile(ctx context.Context, path string, d time.Duration, c *exec.Cmd) error {
-	secs := 20
-	if d > 0 {
-		time.Sleep(d / 3)
-		secs = max(1, int((d-d/3)/time.Second)-1)
-	} else {
-		time.Sleep(5 * time.Second) // the subscribers' handshakes
-	}
+// saveProfile fetches the server's CPU profile of [after, after+d) of a
+// child's run (the measured window, past the handshakes and warmup).
+func (s *serverProc) saveProfile(ctx context.Context, path string, after, d time.Duration) error {
+	time.Sleep(after)
+	secs := max(1, int(d/time.Second))
 	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", s.pprof, secs)
 	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
 	res, err := http.DefaultClient.Do(req)
