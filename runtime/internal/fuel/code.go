@@ -121,7 +121,7 @@ func (f *fn) rewrite(body []byte, sig funcSig) ([]byte, error) {
 			return nil, err
 		}
 		if !isValType(t) {
-			return nil, fmt.Errorf("local of unknown type 0x%02x", t)
+			return nil, fmt.Errorf("%w: a local of value type 0x%02x", ErrUnsupported, t)
 		}
 		total += uint64(c)
 		if total > uint64(f.m.lim.MaxLocals) {
@@ -251,7 +251,10 @@ func (f *fn) blockType(r *reader) error {
 	if err != nil {
 		return err
 	}
-	if idx < 0 || idx >= int64(len(f.m.types)) {
+	if idx < 0 {
+		return fmt.Errorf("%w: a block of value type 0x%02x", ErrUnsupported, c)
+	}
+	if idx >= int64(len(f.m.types)) {
 		return fmt.Errorf("block type %d does not exist", idx)
 	}
 	return nil
@@ -389,7 +392,7 @@ func (f *fn) code(r *reader) error {
 				if ts, err = r.bytes(uint64(n)); err == nil {
 					for _, t := range ts {
 						if !isValType(t) {
-							err = fmt.Errorf("select of unknown type 0x%02x", t)
+							err = fmt.Errorf("%w: select of value type 0x%02x", ErrUnsupported, t)
 						}
 					}
 				}

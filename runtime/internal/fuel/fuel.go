@@ -331,7 +331,7 @@ func (m *module) decodeTypes(r *reader) error {
 			}
 			for _, v := range vs {
 				if !isValType(v) {
-					return fmt.Errorf("type %d: unknown value type 0x%02x", i, v)
+					return fmt.Errorf("%w: type %d has value type 0x%02x", ErrUnsupported, i, v)
 				}
 			}
 			if k == 0 {
@@ -428,7 +428,7 @@ func (m *module) decodeImports(r *reader) error {
 		case 3:
 			var vt []byte
 			if vt, err = r.bytes(2); err == nil && (!isValType(vt[0]) || vt[1] > 1) {
-				err = fmt.Errorf("import %d: bad global type", i)
+				err = fmt.Errorf("%w: import %d: global of type 0x%02x, mutability %d", ErrUnsupported, i, vt[0], vt[1])
 			}
 			m.nGlobals++
 		default:
@@ -532,7 +532,7 @@ func (m *module) decodeGlobals(r *reader) error {
 			return err
 		}
 		if !isValType(vt[0]) || vt[1] > 1 {
-			return fmt.Errorf("global %d: bad type", i)
+			return fmt.Errorf("%w: global %d has type 0x%02x, mutability %d", ErrUnsupported, i, vt[0], vt[1])
 		}
 		if err := m.constExpr(r, m.nGlobals); err != nil {
 			return err
@@ -559,11 +559,18 @@ func (m *module) decodeExports(r *reader) error {
 		if s := string(name); s == FuelGlobal || s == DepthGlobal {
 			return fmt.Errorf("the module exports %q, a name the host reserves", s)
 		}
-		if _, err := r.u8(); err != nil {
+		kind, err := r.u8()
+		if err != nil {
 			return err
 		}
-		if _, err := r.u32(); err != nil {
+		idx, err := r.u32()
+		if err != nil {
 			return err
+		}
+		// An export of the index a global the rewrite appends would become
+		// valid (and hand out the fuel under another name).
+		if (kind == 3 && idx >= m.nGlobals) || (kind == 0 && int(idx) >= len(m.funcTypes)) {
+			return fmt.Errorf("export %q refers to %s %d, which does not exist", name, map[byte]string{0: "function", 3: "global"}[kind], idx)
 		}
 	}
 	return nil
