@@ -12,7 +12,8 @@ import (
 // TestMutations is FuzzInstrument's property over seeded random mutations
 // of the test modules, in one process and reproducibly (the fuzzer's
 // workers died on two runs without saying why; this found the bugs its
-// corpus now holds). FUEL_MUTATIONS sets how many; 300 by default.
+// corpus now holds). FUEL_MUTATIONS sets how many (300 by default),
+// FUEL_SEED which.
 func TestMutations(t *testing.T) {
 	n := 300
 	if v, err := strconv.Atoi(os.Getenv("FUEL_MUTATIONS")); err == nil {
@@ -28,7 +29,8 @@ func TestMutations(t *testing.T) {
 			}
 		}
 	}
-	rng := rand.New(rand.NewPCG(1, 2))
+	seed, _ := strconv.ParseUint(os.Getenv("FUEL_SEED"), 10, 64) // FUEL_SEED varies the mutations
+	rng := rand.New(rand.NewPCG(1, 2+seed))
 	for i := 0; i < n; i++ {
 		b := append([]byte(nil), seeds[rng.IntN(len(seeds))]...)
 		for k := rng.IntN(4) + 1; k > 0; k-- {
