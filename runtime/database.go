@@ -229,7 +229,11 @@ type CallResult struct {
 	// Duration is the time spent in the guest.
 	Duration time.Duration
 	// Energy is the fuel the call used: one unit per wasm instruction
-	// executed, deterministic for given module, arguments and database state.
+	// executed (plus a fixed price per host call). It is a function of the
+	// module, the arguments, the database's state and the instance's own
+	// memory: the same call on a fresh instance always costs the same, but
+	// a Go guest's allocator and collector make a reused instance's cost
+	// depend on the calls it served before.
 	Energy uint64
 	// Verified is set after a successful auth reducer whose returned identity
 	// comes from a token jwt_verify accepted during the call; its row in the
