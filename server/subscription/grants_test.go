@@ -557,3 +557,45 @@ func TestGrantModuleChanged(t *testing.T) {
 	}
 	c.check()
 }
+
+// The owner reads everything, and says so: in the result and in the log.
+func TestGrantOwnerReadsAreLogged(t *testing.T) {
+	var buf syncBuffer
+	gf := newGrantFixture(t, nil, "g", WithLogger(slog.New(slog.NewTextHandler(&buf, nil))))
+	gf.tx(func(tx *store.Tx) { gf.upsert(tx, "Note", abi.U64(1), abi.IdentityValue(ident(1)), abi.String("n")) })
+	waitEngine(t, gf.e, 1)
+	res := must[*Result](t)(gf.e.Query(context.Background(), Reader{Owner: true}, "SELECT * FROM Note"))
+	if !res.AsOwner || len(res.Rows) != 1 || len(res.Privileged) != 1 {
+		t.Fatalf("owner query = %+v", res)
+	}
+	anon := abi.Identity{}
+	c := gf.connect(1, &anon, true)
+	must[*SubscribeApplied](t)(c.subscribe(gf.e, 1, "SELECT * FROM Note", "SELECT * FROM Pub"))
+	log := buf.String()
+	for _, want := range []string{`msg="query: the database owner read rows clients may not read`, `tables=[Note]`, `msg="subscription: the database owner subscribed to rows clients may not read`, `tables="[Note Pub]"`} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the log lacks %q:\n%s", want, log)
+		}
+	}
+	// A client's reads are not logged as privileged.
+	buf.Reset()
+	bob := ident(2)
+	cb := gf.connect(2, &bob, false)
+	must[*SubscribeApplied](t)(cb.subscribe(gf.e, 1, "SELECT * FROM Note"))
+	if strings.Contains(buf.String(), "owner") {
+		t.Errorf("a client's read was logged as the owner's: %s", buf.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Reset()         { s.mu.Lock(); defer s.mu.Unlock(); s.b.Reset() }

@@ -99,7 +99,7 @@ func (e *Engine) Query(ctx context.Context, r Reader, src string) (*Result, erro
 		}
 		if len(res.Privileged) > 0 {
 			e.cfg.log.Info("query: the database owner read rows clients may not read (owners read every row)",
-				"tables", res.Privileged, "query", truncate(src, 200))
+				"database", e.db.Name(), "tables", res.Privileged, "query", truncate(src, 200))
 		}
 	}
 	// Rules read their subqueries with every row visible; the query's own

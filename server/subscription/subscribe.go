@@ -82,7 +82,7 @@ func (e *Engine) Subscribe(ctx context.Context, id abi.ConnectionID, querySetID 
 	}
 	if len(privileged) > 0 {
 		e.cfg.log.Info("subscription: the database owner subscribed to rows clients may not read (owners read every row)",
-			"connection", id.String(), "tables", privileged)
+			"database", e.db.Name(), "connection", id.String(), "tables", privileged)
 	}
 
 	p := &pending{}
