@@ -282,6 +282,13 @@ try {
     await page.waitForSelector('.table-link[data-table="Post"]');
     await waitStatus(page, 'live from tx');
     check((await page.locator('#rows tbody tr td[colspan]').count()) === 1, 'the new database is empty');
+    // A republish (spacetime dev does one on every save) reloads the schema in place.
+    const published = await page.locator('#db-published').innerText();
+    execFileSync(env('SPACETIME_BIN'), ['publish', 'secure_app_2', '--wasm', env('MODULE_WASM')], {
+      env: { ...process.env, SPACETIME_SERVER: BASE, SPACETIME_CONFIG_DIR: env('OPERATOR_CONFIG') },
+    });
+    await page.waitForSelector('#toast:has-text("schema reloaded")', { timeout: 12_000 });
+    await page.waitForFunction((before) => document.getElementById('db-published').textContent !== before, published);
   });
 
   await step('sign out forgets the token', async () => {
