@@ -124,12 +124,9 @@ func (db *Database) Begin(ctx context.Context) (*Tx, error) {
 		return nil, err
 	}
 	v := db.latest
-	tx := &Tx{db: db, base: v}
-	// The version the transaction will publish is made now, with room for
-	// the tables of a small database inside it.
-	next := &version{schema: v.schema}
-	next.tables = append(next.tbuf[:0], v.tables...)
-	tx.next, tx.tables = next, next.tables
+	// Until its first write the transaction reads the base version's
+	// tables; writable makes the version it will publish.
+	tx := &Tx{db: db, base: v, tables: v.tables}
 	if len(v.tables) <= len(tx.chgBuf) {
 		tx.changes = tx.chgBuf[:len(v.tables)]
 	} else {

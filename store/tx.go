@@ -68,6 +68,13 @@ func (tx *Tx) index(i IndexID) (*indexSchema, error) {
 
 // writable returns table t's state, cloned for this transaction on first use.
 func (tx *Tx) writable(t TableID) (*tableState, *tableChanges) {
+	if tx.next == nil {
+		// The version this transaction publishes, with room for the tables
+		// of a small database inside it.
+		next := &version{schema: tx.base.schema}
+		next.tables = append(next.tbuf[:0], tx.base.tables...)
+		tx.next, tx.tables = next, next.tables
+	}
 	if tx.changes[t] == nil {
 		tx.tables[t] = tx.tables[t].clone()
 		var tc *tableChanges
@@ -491,6 +498,9 @@ func (tx *Tx) Commit(ctx context.Context) (Commit, error) {
 			}
 		}
 	}
+	if nw == 1 {
+		return tx.commitReadOnly(ctx)
+	}
 	db2 := newDelta()
 	delta := &db2.d
 	writes := make([]Write, 0, nw)
@@ -559,26 +569,6 @@ func (tx *Tx) Commit(ctx context.Context) (Commit, error) {
 	next := tx.next
 	tx.base, tx.next, tx.tables, tx.changes = nil, nil, nil, nil
 	s := db.s
-	if len(writes) == 0 {
-		// Nothing to write, but what the transaction read must be durable
-		// before its caller hears back.
-		off := db.latest.offset
-		if db.durable.Load() == db.latest {
-			db.release()
-			return Commit{Offset: off, Delta: delta}, nil
-		}
-		req := s.newRequest(db)
-		if err := s.enqueue(req); err != nil {
-			db.release()
-			s.putRequest(req)
-			return Commit{}, err
-		}
-		db.release()
-		if err := db.await(ctx, req, off); err != nil {
-			return Commit{}, err
-		}
-		return Commit{Offset: off, Delta: delta}, nil
-	}
 	off := db.latest.offset + 1
 	var ov [8]byte
 	binary.BigEndian.PutUint64(ov[:], off)
@@ -625,6 +615,30 @@ func (db *Database) await(ctx context.Context, req *request, off uint64) error {
 	}
 	db.s.putRequest(req)
 	return err
+}
+
+// commitReadOnly finishes a transaction that changed nothing. Nothing is
+// written, but what it read must be durable before its caller hears back.
+func (tx *Tx) commitReadOnly(ctx context.Context) (Commit, error) {
+	db, s := tx.db, tx.db.s
+	tx.done = true
+	tx.base, tx.next, tx.tables, tx.changes = nil, nil, nil, nil
+	off := db.latest.offset
+	if db.durable.Load() == db.latest {
+		db.release()
+		return Commit{Offset: off, Delta: &Delta{}}, nil
+	}
+	req := s.newRequest(db)
+	if err := s.enqueue(req); err != nil {
+		db.release()
+		s.putRequest(req)
+		return Commit{}, err
+	}
+	db.release()
+	if err := db.await(ctx, req, off); err != nil {
+		return Commit{}, err
+	}
+	return Commit{Offset: off, Delta: &Delta{}}, nil
 }
 
 // noop reports whether a change has no net effect (inserted then deleted,
