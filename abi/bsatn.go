@@ -348,7 +348,13 @@ func (r *Reader) skip(t Type, depth int) {
 	}
 	switch t.Kind {
 	case KindString:
-		r.ReadString()
+		// As ReadString, without making the string: validating a row must
+		// not allocate.
+		n := r.ReadLen(1)
+		if b := r.take(n, "string"); b != nil && !utf8.Valid(b) {
+			r.off -= n
+			r.Fail("string is not valid UTF-8")
+		}
 	case KindBytes:
 		r.take(r.ReadLen(1), "bytes")
 	case KindOption:
