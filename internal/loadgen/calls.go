@@ -64,17 +64,19 @@ func (r *CallResult) String() string {
 	return s
 }
 
-// callConn is one connection of a call load. The sender and the reader
-// share only atomics: the network orders them, which the race detector
-// cannot see.
+// callConn is one connection of a call load. Send times travel from the
+// writer to the reader through atomics: the network orders them, which the
+// race detector cannot see.
 type callConn struct {
 	ws      *websocket.Conn
 	n       int
-	slots   chan struct{}
 	sent    []atomic.Int64 // send time (unix ns) by request_id & mask
 	mask    uint32
 	pending atomic.Int64
 	samples []time.Duration
+	wmu     sync.Mutex  // the starter's and the reader's writes
+	id      uint32      // the last request_id sent, under wmu
+	buf     []byte      // under wmu
 	readErr error       // the reader's, read after it ends
 	sendErr error       // the sender's, read after it ends
 	broken  atomic.Bool // either failed
@@ -109,10 +111,7 @@ func RunCalls(ctx context.Context, cfg CallConfig) (*CallResult, error) {
 	}
 	conns := make([]*callConn, len(wss))
 	for i, ws := range wss {
-		conns[i] = &callConn{ws: ws, n: i, slots: make(chan struct{}, cfg.InFlight), sent: make([]atomic.Int64, ring), mask: ring - 1}
-		for range cfg.InFlight {
-			conns[i].slots <- struct{}{}
-		}
+		conns[i] = &callConn{ws: ws, n: i, sent: make([]atomic.Int64, ring), mask: ring - 1}
 	}
 
 	var (
@@ -133,7 +132,35 @@ func RunCalls(ctx context.Context, cfg CallConfig) (*CallResult, error) {
 		windowStart.Store(time.Now().Add(cfg.Warmup).UnixNano())
 	}
 
-	var readers, senders sync.WaitGroup
+	// Each connection's reader sends the next call as soon as it has read an
+	// answer: no hand-off to another goroutine, whose wake-ups would cost
+	// CPU the server under test shares. The first calls go out from a
+	// starter; the mutex keeps the starter and the reader from writing at
+	// once.
+	var answered atomic.Int64
+	send := func(c *callConn) {
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+		select {
+		case <-stop:
+			return
+		case <-ctx.Done():
+			return
+		default:
+		}
+		if c.broken.Load() || (cfg.Calls > 0 && budget.Add(-1) < 0) {
+			return
+		}
+		c.id++
+		c.buf = callMessage(c.buf[:0], c.id, cfg.Reducer, cfg.Args, c.n, uint64(c.id))
+		c.sent[c.id&c.mask].Store(time.Now().UnixNano())
+		c.pending.Add(1)
+		if err := c.ws.WriteMessage(websocket.TextMessage, c.buf); err != nil {
+			c.sendErr = fmt.Errorf("loadgen: connection %d: sending: %w", c.n, err)
+			c.broken.Store(true)
+		}
+	}
+	var readers, starters sync.WaitGroup
 	for _, c := range conns {
 		readers.Go(func() {
 			r := reader{ws: c.ws}
@@ -172,41 +199,25 @@ func RunCalls(ctx context.Context, cfg CallConfig) (*CallResult, error) {
 					}
 				}
 				c.pending.Add(-1)
-				c.slots <- struct{}{}
+				answered.Add(1)
+				send(c)
 			}
 		})
-		senders.Go(func() {
-			var buf []byte
-			var id uint32
-			for {
-				select {
-				case <-stop:
-					return
-				case <-ctx.Done():
-					return
-				case <-c.slots:
-				}
-				if cfg.Calls > 0 && budget.Add(-1) < 0 {
-					return
-				}
-				id++
-				buf = callMessage(buf[:0], id, cfg.Reducer, cfg.Args, c.n, uint64(id))
-				c.sent[id&c.mask].Store(time.Now().UnixNano())
-				c.pending.Add(1)
-				if err := c.ws.WriteMessage(websocket.TextMessage, buf); err != nil {
-					c.sendErr = fmt.Errorf("loadgen: connection %d: sending: %w", c.n, err)
-					c.broken.Store(true)
-					return
-				}
+		starters.Go(func() {
+			for range cfg.InFlight {
+				send(c)
 			}
 		})
 	}
+	starters.Wait()
 
-	// Wait for the end of the window (or of the budget), then for the
-	// calls still outstanding.
+	// Wait for the end of the window (or for every call of the budget to
+	// be answered), then for the calls still outstanding.
 	if cfg.Calls > 0 {
-		senders.Wait()
-		waitPending(conns, 30*time.Second)
+		deadline := time.Now().Add(60 * time.Second)
+		for answered.Load() < int64(cfg.Calls) && !anyBroken(conns) && time.Now().Before(deadline) && ctx.Err() == nil {
+			time.Sleep(time.Millisecond)
+		}
 		windowEnd.Store(time.Now().UnixNano())
 	} else {
 		select {
@@ -216,7 +227,6 @@ func RunCalls(ctx context.Context, cfg CallConfig) (*CallResult, error) {
 		windowEnd.Store(time.Now().UnixNano())
 	}
 	close(stop)
-	senders.Wait()
 	waitPending(conns, 10*time.Second)
 	// The readers end when the connections close.
 	closeAll(wss)
@@ -240,6 +250,15 @@ func RunCalls(ctx context.Context, cfg CallConfig) (*CallResult, error) {
 }
 
 func isResult(data []byte) bool { return bytes.HasPrefix(data, prefixResult) }
+
+func anyBroken(conns []*callConn) bool {
+	for _, c := range conns {
+		if c.broken.Load() {
+			return true
+		}
+	}
+	return false
+}
 
 // waitPending waits until every connection's calls are answered, or d.
 func waitPending(conns []*callConn, d time.Duration) {
