@@ -58,7 +58,11 @@ func (e *Engine) fanoutLocked(offset uint64, d *store.Delta, before, after *stor
 	tx := e.txStamp
 	e.txSrc = [2]query.RowSource{grantSource{db: e.db, snap: before}, grantSource{db: e.db, snap: after}}
 	e.txCache = [2]*query.Cache{prevCache, e.stateCache}
-	defer func() { e.txSrc, e.txCache = [2]query.RowSource{}, [2]*query.Cache{} }()
+	defer func() {
+		e.txSrc, e.txCache = [2]query.RowSource{}, [2]*query.Cache{}
+		clear(e.condOn)
+		e.releaseEnvsLocked()
+	}()
 	e.touched = e.touched[:0]
 	flips := e.flipsLocked(tx, d)
 	for i := range d.Tables {

@@ -191,6 +191,7 @@ type Engine struct {
 	touched  []*qset
 	tconns   []*conn
 	condOn   []*uquery
+	envUsed  []*uquery
 	// folds counts commits folded into initial rows (tests check the path
 	// is exercised).
 	folds atomic.Uint64
@@ -611,8 +612,20 @@ func (e *Engine) env(uq *uquery, tx uint64, side int) *query.Env {
 			uq.envs[i] = query.Env{Caller: uq.cq.caller, Source: e.txSrc[i], Cache: e.txCache[i]}
 		}
 		uq.envTx = tx
+		e.envUsed = append(e.envUsed, uq)
 	}
 	return &uq.envs[side]
+}
+
+// releaseEnvsLocked drops the transaction's states from the queries that
+// used them, so that an idle query does not keep an old snapshot alive.
+func (e *Engine) releaseEnvsLocked() {
+	for _, uq := range e.envUsed {
+		uq.envs = [2]query.Env{}
+		uq.envTx = 0
+	}
+	clear(e.envUsed)
+	e.envUsed = e.envUsed[:0]
 }
 
 func sortConns(cs []*conn) {
