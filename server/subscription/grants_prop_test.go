@@ -29,7 +29,8 @@ var grantQueryPool = []string{
 
 // The property of issue 6: several identities subscribe with random
 // queries while random transactions insert, update and delete rows, roles
-// change and connections re-authenticate. After every transaction (and at
+// change, connections re-authenticate and the module is republished with
+// other grants. After every transaction (and at
 // every message a client receives) each client's cache equals a fresh query
 // of its subscriptions under its grants at that offset, which also means no
 // client ever holds a row its grants do not allow; a delete is only ever of
@@ -42,9 +43,9 @@ func TestGrantsProperty(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	var iter, flips, revokes, windows atomic.Int64
+	var iter, flips, revokes, windows, republishes atomic.Int64
 	defer func() {
-		t.Logf("%d cases, %d role changes, %d revocations, %d commits folded in", iter.Load(), flips.Load(), revokes.Load(), windows.Load())
+		t.Logf("%d cases, %d role changes, %d republishes, %d revocations, %d commits folded in", iter.Load(), flips.Load(), republishes.Load(), revokes.Load(), windows.Load())
 	}()
 	rapid.Check(t, func(rt *rapid.T) {
 		var opts []Option
@@ -116,6 +117,7 @@ func TestGrantsProperty(t *testing.T) {
 				windows.Add(1)
 			}
 		}
+		republished := false
 		steps := rapid.IntRange(1, 30).Draw(rt, "steps")
 		for step := 0; step < steps; step++ {
 			switch kind := rapid.IntRange(0, 9).Draw(rt, "kind"); {
@@ -162,6 +164,17 @@ func TestGrantsProperty(t *testing.T) {
 				})
 			case kind == 7:
 				gf.tx(changeRole)
+			case kind == 8 && rapid.IntRange(0, 2).Draw(rt, "republish") == 0:
+				// A republish that changes the grants: views are recomputed,
+				// sets on a table no longer open are dropped.
+				republished = !republished
+				if republished {
+					gf.mod.set(altGrantDefs())
+				} else {
+					gf.mod.set(grantDefs())
+				}
+				revokes.Add(int64(len(gf.e.ModuleChanged())))
+				republishes.Add(1)
 			default:
 				// Re-authentication (or a session lapsing to anonymous).
 				l := conns[rapid.IntRange(0, len(conns)-1).Draw(rt, "conn")]
@@ -183,4 +196,16 @@ func TestGrantsProperty(t *testing.T) {
 			}
 		}
 	})
+}
+
+// altGrantDefs are the grants of a republished module: some narrower, some
+// wider, one table closed.
+func altGrantDefs() []abi.GrantDef {
+	return []abi.GrantDef{
+		{Table: "User", Where: "identity_id = :caller"},
+		{Table: "Msg", Where: "sender = :caller"},
+		{Table: "Msg", To: "authenticated"},
+		{Table: "Note", To: "public"},
+		{Table: "Board", Where: ":caller in (select identity_id from User where role = 'member')"},
+	}
 }

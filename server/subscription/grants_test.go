@@ -201,8 +201,10 @@ func (gf *grantFixture) freshGrants(off uint64, caller abi.Identity, owner bool,
 			vals := must[[]abi.Value](gf.t)(abi.DecodeRow(def.ColumnTypes(), raw))
 			env := &query.Env{Caller: caller, Source: src}
 			allowed := all
-			for _, r := range a.Rules {
-				allowed = allowed || r.Match(vals, env)
+			if a != nil {
+				for _, r := range a.Rules {
+					allowed = allowed || r.Match(vals, env)
+				}
 			}
 			if !allowed {
 				continue
