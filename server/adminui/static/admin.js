@@ -7,6 +7,7 @@
 
   const TOKEN_KEY = 'spacetime.operatorToken';
   const PAGE_SIZE = 50;
+  const BIG_TABLE = 20000; // rows above which a table is not loaded unasked
   const STATS_EVERY_MS = 2000;
   const STATS_KEEP = 61; // two minutes of samples
   const LOG_KEEP = 2000;
@@ -327,6 +328,15 @@
     $('query').value = 'SELECT * FROM ' + quoteIdent(t.name);
     $('viewas-clear').hidden = true;
     saveLocation();
+    if (t.rows > BIG_TABLE) {
+      // The rows come whole (the query language has no LIMIT): ask first.
+      unsubscribeLive();
+      S.rows = []; S.columns = t.columns.map((c) => c.name);
+      renderRows();
+      $('rows-error').hidden = true;
+      setStatus(t.name + ' has ' + t.rows + ' rows: narrow the query with WHERE, or Run it as is to load them all (at most 100,000).');
+      return;
+    }
     runQuery();
   }
 
