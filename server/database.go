@@ -198,6 +198,10 @@ type publishResult struct {
 	PublishedAt time.Time `json:"published_at"`
 	// AddedTables lists the tables a republish added.
 	AddedTables []string `json:"added_tables,omitempty"`
+	// KeptTables lists the tables the database has that the new module no
+	// longer declares: their rows are kept (a module that declares them
+	// again finds them), but no reducer or client reaches them.
+	KeptTables []string `json:"kept_tables,omitempty"`
 	// CompileMS is how long validating and compiling took.
 	CompileMS int64 `json:"compile_ms"`
 }
@@ -240,10 +244,20 @@ func (s *Server) publish(ctx context.Context, name string, owner abi.Identity, w
 			}
 			return nil, err
 		}
+		declared := map[string]bool{}
 		for _, t := range mod.Def().Tables {
+			declared[t.Name] = true
 			if !before[t.Name] {
 				res.AddedTables = append(res.AddedTables, t.Name)
 			}
+		}
+		for _, t := range d.rdb.Store().Tables() {
+			if !declared[t.Name] {
+				res.KeptTables = append(res.KeptTables, t.Name)
+			}
+		}
+		if len(res.KeptTables) > 0 {
+			s.log.Warn("the new module no longer declares tables; their rows are kept but unreachable", "database", name, "tables", res.KeptTables)
 		}
 		if err := setMeta(ctx, d.rdb.Store(), wasm, mod.Hash(), owner, now); err != nil {
 			return nil, err

@@ -208,6 +208,20 @@ func TestPublish(t *testing.T) {
 	}
 	mustCall(t, s, "blog", "like", "", 2) // v2 still serves
 
+	// A module without Likes: its rows are kept, the answer says so, and a
+	// module that declares the table again finds them.
+	r = publish(t, s, "blog", op, v1, 200)
+	if m := r.json(t); fmt.Sprint(m["kept_tables"]) != "[Likes]" || m["added_tables"] != nil {
+		t.Fatalf("republish without Likes: %s", r.body)
+	}
+	r = publish(t, s, "blog", op, buildModule(t, appV2Module), 200)
+	if m := r.json(t); m["kept_tables"] != nil || m["added_tables"] != nil {
+		t.Fatalf("republish with Likes again: %s", r.body)
+	}
+	if _, rows := sql(t, s, "blog", "", "SELECT * FROM Likes"); len(rows) != 2 {
+		t.Fatalf("likes after the table came back: %v", rows)
+	}
+
 	r = do(t, s, "GET", "/v1/database", "", nil)
 	var list struct {
 		Databases []dbInfo `json:"databases"`

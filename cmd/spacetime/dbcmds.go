@@ -27,6 +27,7 @@ type publishAnswer struct {
 	Created     bool      `json:"created"`
 	PublishedAt time.Time `json:"published_at"`
 	AddedTables []string  `json:"added_tables,omitempty"`
+	KeptTables  []string  `json:"kept_tables,omitempty"`
 	CompileMS   int64     `json:"compile_ms"`
 }
 
@@ -100,6 +101,9 @@ func (a *app) printPublished(res *publishAnswer) {
 	fmt.Fprintf(a.stdout, "%s database %s (module %s)\n", verb, res.Database, short(res.ModuleHash))
 	if len(res.AddedTables) > 0 {
 		fmt.Fprintf(a.stdout, "  added tables: %s\n", strings.Join(res.AddedTables, ", "))
+	}
+	if len(res.KeptTables) > 0 {
+		fmt.Fprintf(a.stdout, "  kept tables: %s (the module no longer declares them: their rows are kept, unreachable, until a module declares them again or the database is deleted)\n", strings.Join(res.KeptTables, ", "))
 	}
 }
 
