@@ -69,6 +69,18 @@
     const l = S.knownIds.get(hex);
     return l ? l + ' (' + shortId(hex) + ')' : shortId(hex);
   }
+  // resolveIdentity reads what was typed where an identity goes: 64 hex
+  // digits (0x allowed), "anonymous", or a name the page has learned from a
+  // row keyed by the identity (User.username). Returns hex, '' for
+  // anonymous, or null when it cannot tell.
+  function resolveIdentity(raw) {
+    const v = raw.trim().replace(/^0x/i, '');
+    if (v === '' || v.toLowerCase() === 'anonymous') return '';
+    if (/^[0-9a-fA-F]{64}$/.test(v)) return v.toLowerCase();
+    const named = [...S.knownIds].filter(([, label]) => label === raw.trim());
+    return named.length === 1 ? named[0][0] : null;
+  }
+
   function fmtTime(s) {
     const d = new Date(s);
     return isNaN(d) ? String(s) : d.toLocaleString();
@@ -572,9 +584,9 @@
       catch (e) { out.className = 'result bad'; out.textContent = e.message; return; }
       let q = '';
       if (asSel.value === 'identity') {
-        const id = asId.value.trim();
-        if (!/^(0x)?[0-9a-fA-F]{64}$/.test(id)) { out.className = 'result bad'; out.textContent = 'give the identity to call as: 64 hex digits'; return; }
-        q = '?as=' + encodeURIComponent(id.replace(/^0x/, ''));
+        const id = resolveIdentity(asId.value);
+        if (!id) { out.className = 'result bad'; out.textContent = 'give the identity to call as: 64 hex digits, or a name shown beside an identity'; return; }
+        q = '?as=' + encodeURIComponent(id);
       }
       btn.disabled = true;
       out.className = 'result';
@@ -608,9 +620,12 @@
     if (type.startsWith('Option<') && v === '') return 'null';
     const inner = type.startsWith('Option<') ? type.slice(7, -1) : type;
     if (inner === 'String') return JSON.stringify(raw);
-    if ((inner === 'IdentityId' || inner === 'Bytes' || inner === 'ConnectionId' || inner === 'Timestamp') && v !== '' && !/^["\d-]/.test(v)) {
-      return JSON.stringify(v.replace(/^0x/, ''));
+    // Hex values (identities, bytes) and times may be typed bare: hex can
+    // start with a digit, so anything not already a JSON string is one.
+    if ((inner === 'IdentityId' || inner === 'Bytes' || inner === 'ConnectionId') && v !== '' && !v.startsWith('"')) {
+      return JSON.stringify(v.replace(/^0x/i, ''));
     }
+    if (inner === 'Timestamp' && v !== '' && !v.startsWith('"') && !/^-?\d+$/.test(v)) return JSON.stringify(v);
     if (v === '') throw new Error(name + ' (' + type + ') needs a value');
     try { JSON.parse(v); } catch (e) { throw new Error(name + ' (' + type + ') is not valid JSON: ' + e.message); }
     return v;
@@ -850,9 +865,9 @@
     $('query-form').addEventListener('submit', (ev) => { ev.preventDefault(); runQuery(); });
     $('viewas-form').addEventListener('submit', (ev) => {
       ev.preventDefault();
-      const v = $('viewas-id').value.trim().replace(/^0x/, '');
-      if (v !== 'anonymous' && v !== '' && !/^[0-9a-fA-F]{64}$/.test(v)) { toast('View as: give an identity (64 hex digits) or "anonymous"'); return; }
-      S.viewAs = v === 'anonymous' || v === '' ? '' : v.toLowerCase();
+      const v = resolveIdentity($('viewas-id').value);
+      if (v === null) { toast('View as: give an identity (64 hex digits), "anonymous", or a name shown beside an identity'); return; }
+      S.viewAs = v;
       $('viewas-clear').hidden = false;
       runQuery();
     });
@@ -874,6 +889,9 @@
     const saved = sessionStorage.getItem(TOKEN_KEY);
     if (saved) signIn(saved); else showSignIn();
   }
+
+  // For the browser test: the pure helpers, checked on their own.
+  window.spacetimeAdminInternals = Object.freeze({ quantile, argJSON, resolveIdentity });
 
   init();
 })();

@@ -190,7 +190,7 @@ try {
     await waitStatus(page, 'live from tx');
     check((await page.locator('#rows tbody tr').count()) === 3, 'the owner sees all three users');
     const alice = await viewAs(page, ALICE);
-    const bob = await viewAs(page, BOB);
+    const bob = await viewAs(page, 'bob'); // by the name User gives the identity
     const anon = await viewAs(page, 'anonymous');
     check(!alice.error && alice.rows.length === 1 && alice.rows[0].includes(ALICE) && alice.rows[0].includes('alice'), `Alice sees only her row: ${JSON.stringify(alice)}`);
     check(!bob.error && bob.rows.length === 1 && bob.rows[0].includes(BOB) && bob.rows[0].includes('bob'), `Bob sees only his row: ${JSON.stringify(bob)}`);
@@ -222,6 +222,39 @@ try {
     check(!anon.error && anon.rows.length === 0, `anonymous sees none: ${JSON.stringify(anon)}`);
     await page.click('#viewas-clear');
     await waitStatus(page, 'live from tx');
+  });
+
+  await step('argument and quantile helpers', async () => {
+    const got = await page.evaluate(() => {
+      const { argJSON, quantile, resolveIdentity } = window.spacetimeAdminInternals;
+      const tryArg = (...a) => { try { return argJSON(...a); } catch (e) { return 'error: ' + e.message; } };
+      return {
+        u64: tryArg('n', 'u64', ' 18446744073709551615 '),
+        str: tryArg('s', 'String', '12'),
+        id: tryArg('who', 'IdentityId', '0xC200aa'),
+        optEmpty: tryArg('o', 'Option<String>', ''),
+        optStr: tryArg('o', 'Option<String>', 'hi'),
+        vec: tryArg('v', 'Vec<u32>', '[1, 2]'),
+        idDigit: tryArg('who', 'IdentityId', '1200aa'),
+        tsNum: tryArg('t', 'Timestamp', '1764280862000000'),
+        tsText: tryArg('t', 'Timestamp', '2026-11-27T22:00:00Z'),
+        bad: tryArg('x', 'i32', 'abc'),
+        missing: tryArg('x', 'i32', ''),
+        p99: quantile(0.99, [{ le: 0.001, count: 0 }, { le: 0.002, count: 100 }, { le: null, count: 100 }]),
+        p99inf: quantile(0.99, [{ le: 0.001, count: 1 }, { le: null, count: 100 }]),
+        none: quantile(0.99, [{ le: null, count: 0 }]),
+        byName: resolveIdentity('alice'),
+        anon: resolveIdentity(' anonymous '),
+        unknown: resolveIdentity('nobody'),
+      };
+    });
+    const want = {
+      u64: '18446744073709551615', str: '"12"', id: '"C200aa"', idDigit: '"1200aa"', tsNum: '1764280862000000', tsText: '"2026-11-27T22:00:00Z"', optEmpty: 'null', optStr: '"hi"', vec: '[1, 2]',
+      byName: ALICE, anon: '', unknown: null, p99inf: 0.001, none: null,
+    };
+    for (const [k, v] of Object.entries(want)) check(got[k] === v, `${k}: got ${JSON.stringify(got[k])}, want ${JSON.stringify(v)}`);
+    check(/^error: x \(i32\) is not valid JSON/.test(got.bad) && /needs a value/.test(got.missing), `errors: ${got.bad} / ${got.missing}`);
+    check(Math.abs(got.p99 - 0.00199) < 1e-9, `p99 ${got.p99}`);
   });
 
   await step('connected clients, with the page\'s own owner connection', async () => {
