@@ -247,7 +247,8 @@ type uquery struct {
 	// transaction envTx.
 	envs     [2]query.Env
 	envTx    uint64
-	flipTx   uint64
+	// flipSeen is the last transaction whose rule changes were checked
+	// for it.
 	flipSeen uint64
 }
 
