@@ -245,8 +245,8 @@ type uquery struct {
 	cond bool
 	// envs evaluate it against the states before (0) and after (1) the
 	// transaction envTx.
-	envs     [2]query.Env
-	envTx    uint64
+	envs  [2]query.Env
+	envTx uint64
 	// flipSeen is the last transaction whose rule changes were checked
 	// for it.
 	flipSeen uint64
