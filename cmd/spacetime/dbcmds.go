@@ -400,11 +400,18 @@ func cmdSQL(ctx context.Context, a *app, args []string) error {
 	if err := json.Unmarshal(raw, &results); err != nil {
 		return fmt.Errorf("the server's answer is not the expected JSON: %v", err)
 	}
+	// The schema says which columns hold timestamps, which people read
+	// better as times than as microseconds. Without it, values print as
+	// they came.
+	var def *abi.ModuleDef
+	if sch, err := c.schema(ctx, name); err == nil {
+		def = sch.Module
+	}
 	for i, r := range results {
 		if i > 0 {
 			fmt.Fprintln(a.stdout)
 		}
-		printTable(a.stdout, r.Columns, r.Rows)
+		printTable(a.stdout, r.Columns, r.Rows, timestampColumns(def, r.Table))
 		n := len(r.Rows)
 		fmt.Fprintf(a.stderr, "(%d row%s", n, plural(n))
 		if r.AsOwner {
@@ -422,8 +429,27 @@ func plural(n int) string {
 	return "s"
 }
 
-// printTable prints rows (JSON objects) as aligned columns.
-func printTable(w io.Writer, columns []string, rows []json.RawMessage) {
+// timestampColumns lists table's Timestamp columns in def (nil-safe).
+func timestampColumns(def *abi.ModuleDef, table string) map[string]bool {
+	if def == nil {
+		return nil
+	}
+	t, ok := def.Table(table)
+	if !ok {
+		return nil
+	}
+	cols := map[string]bool{}
+	for _, c := range t.Columns {
+		if c.Type.Kind == abi.KindTimestamp {
+			cols[c.Name] = true
+		}
+	}
+	return cols
+}
+
+// printTable prints rows (JSON objects) as aligned columns; the values of
+// the timestamps columns (microseconds since the epoch) print as UTC times.
+func printTable(w io.Writer, columns []string, rows []json.RawMessage, timestamps map[string]bool) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if len(columns) == 0 && len(rows) > 0 {
 		columns = objectKeys(rows[0])
@@ -443,6 +469,10 @@ func printTable(w io.Writer, columns []string, rows []json.RawMessage) {
 		cells := make([]string, len(columns))
 		for i, c := range columns {
 			cells[i] = cell(obj[c])
+			var us int64
+			if timestamps[c] && json.Unmarshal(obj[c], &us) == nil {
+				cells[i] = time.UnixMicro(us).UTC().Format("2006-01-02 15:04:05.000000Z")
+			}
 		}
 		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 	}
