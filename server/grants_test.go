@@ -324,3 +324,56 @@ func TestPublishRefusesBadGrant(t *testing.T) {
 		t.Fatalf("the refused database exists: %d", r.code)
 	}
 }
+
+// TestGrantsSessionLapse: a client's view follows its identity over a real
+// WebSocket: signing in brings its messages (one recomputed update), the
+// session lapsing takes them away again (deletes of exactly the rows it
+// had), and no other client's rows ever arrive.
+func TestGrantsSessionLapse(t *testing.T) {
+	s := newServer(t, WithSessionTTL(1500*time.Millisecond))
+	_, op := operator(t, s)
+	publish(t, s, "secure", op, buildModule(t, secureApp), http.StatusCreated)
+	login := func(sub string) (string, string) {
+		m := mustCall(t, s, "secure", "auth", "", devToken(t, s, sub))
+		return m["identity"].(string), m["token"].(string)
+	}
+	_, alice := login("alice")
+	bobID, _ := login("bob")
+	carolID, _ := login("carol")
+	mustCall(t, s, "secure", "send_message", alice, bobID, "for bob")
+	mustCall(t, s, "secure", "send_message", alice, carolID, "for carol")
+
+	v := newViewer(t, s, "bob", "")
+	v.subscribe(t, 1, "SELECT * FROM PrivateMessage")
+	if n := len(v.rows(1, "PrivateMessage")); n != 0 {
+		t.Fatalf("anonymous: %d messages", n)
+	}
+	v.c.send("CallReducer", map[string]any{"request_id": 2, "reducer": "auth", "args": []any{devToken(t, s, "bob")}})
+	recomputed := func(what string) map[string]any {
+		var got map[string]any
+		v.until(t, what, func(typ string, body map[string]any) bool {
+			if typ != "TransactionUpdate" {
+				return false
+			}
+			tx, _ := body["tx"].(map[string]any)
+			got = body
+			return tx["recomputed"] == true
+		})
+		return got
+	}
+	recomputed("the update after auth")
+	if got := v.rows(1, "PrivateMessage"); len(got) != 1 || !strings.Contains(got[0], "for bob") {
+		t.Fatalf("signed in as bob: %v", got)
+	}
+	// The session lapses (1.5 s): the connection is anonymous again.
+	upd := recomputed("the update after the session lapsed")
+	if got := v.rows(1, "PrivateMessage"); len(got) != 0 {
+		t.Fatalf("after the lapse: %v", got)
+	}
+	if strings.Contains(canonRow(upd), "for carol") {
+		t.Fatalf("carol's message reached bob: %v", upd)
+	}
+	if len(v.errs) > 0 {
+		t.Fatal(v.errs)
+	}
+}
