@@ -189,7 +189,7 @@
   // spacetime dev): new databases appear, and a republished module's tables
   // and reducers are reloaded in place.
   async function refreshDatabases() {
-    if (!S.token) return;
+    if (!S.token || document.hidden) return;
     const r = await api('GET', '/v1/identity/databases');
     if (r.status === 401) { signOut(); return; }
     if (!r.ok) return;
@@ -635,6 +635,7 @@
 
   function startClients(gen) {
     const load = async () => {
+      if (document.hidden) return; // a background tab costs the server nothing
       const r = await api('GET', dbPath('/clients'));
       if (gen !== S.gen || !r.ok) return;
       for (const c of r.data.clients) if (c.identity !== ZERO_ID && !S.knownIds.has(c.identity)) S.knownIds.set(c.identity, '');
@@ -715,6 +716,7 @@
 
   function startStats(gen) {
     const poll = async () => {
+      if (document.hidden && S.samples.length > 0) return;
       const r = await api('GET', dbPath('/stats'));
       if (gen !== S.gen || !r.ok) return;
       S.samples.push(r.data);
