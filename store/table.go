@@ -81,7 +81,14 @@ type probes struct {
 // searching with pr's probes (nil: fresh ones, for concurrent readers).
 func (st *tableState) get(ix *indexSchema, key []byte, pr *probes) (*rowRec, bool) {
 	if pr == nil {
-		pr = new(probes)
+		if ix.primary {
+			return st.rows.Get(&rowRec{b: key})
+		}
+		e, ok := st.idx[ix.pos].Get(&ixEntry{key: key})
+		if !ok {
+			return nil, false
+		}
+		return e.rec, true
 	}
 	if ix.primary {
 		pr.r.b = key
