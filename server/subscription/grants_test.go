@@ -26,7 +26,7 @@ func grantTables() []abi.TableDef {
 		Name: "Msg",
 		Columns: []abi.ColumnDef{{Name: "id", Type: abi.TypeU64, PrimaryKey: true}, {Name: "sender", Type: abi.TypeIdentity},
 			{Name: "recipient", Type: abi.TypeIdentity}, {Name: "text", Type: abi.TypeString}},
-		Indexes: []abi.IndexDef{{Name: abi.IndexName("Msg", "sender"), Columns: []string{"sender"}}},
+		Indexes: []abi.IndexDef{{Name: abi.IndexName("Msg", "sender"), Columns: []string{"sender"}}, {Name: abi.IndexName("Msg", "recipient"), Columns: []string{"recipient"}}},
 	}, {
 		Name:    "Note",
 		Columns: []abi.ColumnDef{{Name: "id", Type: abi.TypeU64, PrimaryKey: true}, {Name: "owner", Type: abi.TypeIdentity}, {Name: "body", Type: abi.TypeString}},

@@ -295,40 +295,120 @@ func (e *Engine) tooManyRows() error {
 		ErrLimit, e.cfg.maxInitialRows)
 }
 
+// rowIter reads rows; *store.RowIter and unionIter are ones.
+type rowIter interface {
+	Next() ([]byte, bool)
+	Close()
+}
+
 // scanFor picks how to read a group's candidate rows: a point scan of an
 // index when the group is one query with an equality on the index's first
-// column, else the whole table. Every row is still matched against the
+// column (its own, or its one grant rule's); the union of point scans when
+// each of its grant rules has one (`sender = :caller or recipient =
+// :caller`) and the table has a primary key (so a row found twice is one
+// row); else the whole table. Every row is still matched against the
 // queries, so the choice affects only speed.
-func (e *Engine) scanFor(snap *store.Snapshot, tid store.TableID, def *abi.TableDef, g *group, caller abi.Identity) (*store.RowIter, error) {
-	if len(g.cqs) == 1 {
-		eqs := g.cqs[0].plan.Equalities()
-		if v := g.cqs[0].view; !v.all && len(v.rules) == 1 {
-			// Every visible row satisfies the one rule's equalities too.
-			eqs = append(eqs[:len(eqs):len(eqs)], v.rules[0].Equalities()...)
-		}
-		for _, eq := range eqs {
-			v := eq.Value
-			if eq.Caller {
-				v = abi.IdentityValue(caller)
-			}
-			col := def.Columns[eq.Column]
-			for _, ix := range def.Indexes {
-				if len(ix.Columns) == 0 || ix.Columns[0] != col.Name {
-					continue
-				}
-				iid, err := e.db.IndexID(ix.Name)
-				if err != nil {
-					continue
-				}
-				w := abi.Writer{}
-				if err := w.WriteValue(col.Type, v); err != nil {
-					continue
-				}
-				return snap.ScanPoint(iid, w.Bytes())
-			}
+func (e *Engine) scanFor(snap *store.Snapshot, tid store.TableID, def *abi.TableDef, g *group, caller abi.Identity) (rowIter, error) {
+	if len(g.cqs) != 1 {
+		return snap.Scan(tid)
+	}
+	cq := g.cqs[0]
+	eqs := cq.plan.Equalities()
+	if v := cq.view; !v.all && len(v.rules) == 1 {
+		// Every visible row satisfies the one rule's equalities too.
+		eqs = append(eqs[:len(eqs):len(eqs)], v.rules[0].Equalities()...)
+	}
+	for _, eq := range eqs {
+		if it, ok, err := e.pointScan(snap, def, eq, caller); ok {
+			return it, err
 		}
 	}
+	if v := cq.view; !v.all && len(v.rules) > 1 && hasPrimaryKey(def) {
+		u := &unionIter{seen: map[string]struct{}{}}
+	rules:
+		for _, r := range v.rules {
+			for _, eq := range r.Equalities() {
+				it, ok, err := e.pointScan(snap, def, eq, caller)
+				if err != nil {
+					u.Close()
+					return nil, err
+				}
+				if ok {
+					u.its = append(u.its, it)
+					continue rules
+				}
+			}
+			u.Close() // a rule without an indexed equality: read it all
+			return snap.Scan(tid)
+		}
+		return u, nil
+	}
 	return snap.Scan(tid)
+}
+
+// pointScan reads the rows whose column equals eq's value through an index
+// that starts with that column; ok is false when there is none.
+func (e *Engine) pointScan(snap *store.Snapshot, def *abi.TableDef, eq query.Equality, caller abi.Identity) (*store.RowIter, bool, error) {
+	v := eq.Value
+	if eq.Caller {
+		v = abi.IdentityValue(caller)
+	}
+	col := def.Columns[eq.Column]
+	for _, ix := range def.Indexes {
+		if len(ix.Columns) == 0 || ix.Columns[0] != col.Name {
+			continue
+		}
+		iid, err := e.db.IndexID(ix.Name)
+		if err != nil {
+			continue
+		}
+		w := abi.Writer{}
+		if err := w.WriteValue(col.Type, v); err != nil {
+			continue
+		}
+		it, err := snap.ScanPoint(iid, w.Bytes())
+		return it, true, err
+	}
+	return nil, false, nil
+}
+
+func hasPrimaryKey(def *abi.TableDef) bool {
+	for _, c := range def.Columns {
+		if c.PrimaryKey {
+			return true
+		}
+	}
+	return false
+}
+
+// unionIter reads several point scans, each row once (the rows are
+// distinct: the table has a primary key).
+type unionIter struct {
+	its  []*store.RowIter
+	i    int
+	seen map[string]struct{}
+}
+
+func (u *unionIter) Next() ([]byte, bool) {
+	for u.i < len(u.its) {
+		raw, ok := u.its[u.i].Next()
+		if !ok {
+			u.i++
+			continue
+		}
+		if _, dup := u.seen[string(raw)]; dup {
+			continue
+		}
+		u.seen[string(raw)] = struct{}{}
+		return raw, true
+	}
+	return nil, false
+}
+
+func (u *unionIter) Close() {
+	for _, it := range u.its {
+		it.Close()
+	}
 }
 
 // fold applies commits that happened after the initial rows' snapshot. A
