@@ -324,3 +324,20 @@ func TestHostCallEnergy(t *testing.T) {
 		t.Fatalf("the same call used %d, then %d", e100, again)
 	}
 }
+
+// TestForgedCountRefusedBeforeWazero: a 38-byte module whose export section
+// claims 212 million entries. wazero sizes a map by that count before
+// reading any entry (minutes of CPU and gigabytes, found by fuzzing the
+// rewriter); the host's own decoder refuses it first, at once.
+func TestForgedCountRefusedBeforeWazero(t *testing.T) {
+	forged := []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x06, 0x01, 0x60, 0x01, 0x7f, 0x01, 0x7e, 0x03, 0x02, 0x01, 0x00, 0x07, 0x08, 0xa9, 0xa9, 0xa9, 0x65, 0x65, 0x6b, 0x00, 0x00, 0x0a, 0x06, 0x01, 0x04, 0x00, 0x20, 0x70, 0x0b}
+	rt := newTestRuntime(t)
+	start := time.Now()
+	_, err := rt.Compile(context.Background(), forged)
+	if !errors.Is(err, ErrInvalidModule) || !strings.Contains(err.Error(), "more than the section holds") {
+		t.Fatalf("err = %v", err)
+	}
+	if el := time.Since(start); el > time.Second {
+		t.Fatalf("refused after %s", el)
+	}
+}
