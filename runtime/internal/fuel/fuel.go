@@ -264,10 +264,10 @@ func (m *module) decode(b []byte) error {
 			codeSeen = true
 			// Decoded while encoding: the rewrite walks each body once.
 			sr.off = len(body)
-		case secStart, secElement, secDataCount:
-			// Copied as is. Element and data offsets are constant
-			// expressions, which may only read immutable globals, and the
-			// added globals are mutable: they cannot be reached from there.
+		case secElement:
+			// Read, not just copied: wazero allocates by its counts.
+			err = m.decodeElements(sr)
+		case secStart, secDataCount:
 			sr.off = len(body)
 		}
 		if err != nil {
@@ -571,6 +571,68 @@ func (m *module) decodeExports(r *reader) error {
 		// valid (and hand out the fuel under another name).
 		if (kind == 3 && idx >= m.nGlobals) || (kind == 0 && int(idx) >= len(m.funcTypes)) {
 			return fmt.Errorf("export %q refers to %s %d, which does not exist", name, map[byte]string{0: "function", 3: "global"}[kind], idx)
+		}
+	}
+	return nil
+}
+
+func (m *module) funcIndexes(r *reader) error {
+	n, err := r.count(1)
+	if err != nil {
+		return err
+	}
+	for i := uint32(0); i < n; i++ {
+		f, err := r.u32()
+		if err != nil {
+			return err
+		}
+		if int(f) >= len(m.funcTypes) {
+			return fmt.Errorf("an element segment refers to function %d, which does not exist", f)
+		}
+	}
+	return nil
+}
+
+func (m *module) decodeElements(r *reader) error {
+	n, err := m.entries(r, 3, "element segments")
+	if err != nil {
+		return err
+	}
+	for i := uint32(0); i < n; i++ {
+		flags, err := r.u32()
+		if err != nil {
+			return err
+		}
+		if flags > 7 {
+			return fmt.Errorf("element segment %d has flags %d", i, flags)
+		}
+		if flags&2 != 0 && flags&1 == 0 { // an explicit table index
+			if _, err := r.u32(); err != nil {
+				return err
+			}
+		}
+		if flags&1 == 0 { // active: an offset
+			if err := m.constExpr(r, m.nGlobals); err != nil {
+				return err
+			}
+		}
+		if flags&3 != 0 { // element kind or reference type
+			if _, err := r.u8(); err != nil {
+				return err
+			}
+		}
+		if flags&4 == 0 {
+			err = m.funcIndexes(r)
+		} else {
+			var k uint32
+			if k, err = r.count(2); err == nil {
+				for j := uint32(0); j < k && err == nil; j++ {
+					err = m.constExpr(r, m.nGlobals)
+				}
+			}
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
