@@ -51,6 +51,13 @@
 // inserted code takes nothing from and leaves nothing on the value stack,
 // so it cannot change whether the original instructions type-check.
 //
+// Every section wazero decodes by counts (types, imports, functions,
+// tables, memories, globals, exports, elements, code, data, and the custom
+// "name" section) is read here first, each count checked against the bytes
+// it claims: wazero allocates by those counts before reading the entries,
+// and a few bytes claiming millions of exports or names cost it minutes
+// and gigabytes.
+//
 // Exception handling and GC instructions are refused (a throw would leave
 // frames without writing their fuel back); a module using them gets
 // [ErrUnsupported]. [Limits] bound the module's shape (functions, body

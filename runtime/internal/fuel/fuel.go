@@ -222,8 +222,13 @@ func (m *module) decode(b []byte) error {
 		sr := &reader{b: body}
 		switch id {
 		case secCustom:
-			// A name, then anything.
-			if err = sr.name(); err == nil {
+			// A name, then anything; wazero decodes the "name" section,
+			// allocating by its counts.
+			var name string
+			if name, err = sr.str(); err == nil {
+				if name == "name" {
+					err = checkNames(&reader{b: body[sr.off:]})
+				}
 				sr.off = len(body)
 			}
 		case secType:
@@ -819,4 +824,49 @@ func (m *module) blockType(results []byte) []byte {
 		m.blockTypes[key] = idx
 	}
 	return appendS64(nil, int64(idx))
+}
+
+// checkNames reads the name section's function and local names, so that
+// their counts are checked against the bytes there (wazero allocates by
+// them).
+func checkNames(r *reader) error {
+	for !r.eof() {
+		id, err := r.u8()
+		if err != nil {
+			return err
+		}
+		size, err := r.u32()
+		if err != nil {
+			return err
+		}
+		body, err := r.bytes(uint64(size))
+		if err != nil {
+			return fmt.Errorf("name section: %w", err)
+		}
+		sr := &reader{b: body}
+		switch id {
+		case 1, 2:
+			n, err := sr.count(2)
+			for i := uint32(0); err == nil && i < n; i++ {
+				if _, err = sr.u32(); err != nil {
+					break
+				}
+				if id == 1 {
+					err = sr.name()
+					continue
+				}
+				var k uint32
+				k, err = sr.count(2)
+				for j := uint32(0); err == nil && j < k; j++ {
+					if _, err = sr.u32(); err == nil {
+						err = sr.name()
+					}
+				}
+			}
+			if err != nil {
+				return fmt.Errorf("name section: %w", err)
+			}
+		}
+	}
+	return nil
 }

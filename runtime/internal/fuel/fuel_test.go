@@ -287,3 +287,17 @@ func TestMalformed(t *testing.T) {
 		t.Fatalf("repeated section: %v", err)
 	}
 }
+
+// TestForgedNameSection: a name section claiming 2^28 function names in a
+// few bytes is refused before wazero would allocate for them.
+func TestForgedNameSection(t *testing.T) {
+	wasm := append([]byte(nil), readWasm(t, "meter.wasm")...)
+	body := append([]byte{4}, "name"...)
+	body = append(body, 1, 5, 0x80, 0x80, 0x80, 0x80, 0x01) // function names: count 2^28
+	wasm = append(wasm, 0)
+	wasm = appendU32(wasm, uint32(len(body)))
+	wasm = append(wasm, body...)
+	if _, err := Instrument(wasm, Config{InitialFuel: 1}); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "name section") {
+		t.Fatalf("err = %v", err)
+	}
+}

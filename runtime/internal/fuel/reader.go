@@ -141,3 +141,12 @@ func appendS64(b []byte, v int64) []byte {
 		b = append(b, c|0x80)
 	}
 }
+
+func (r *reader) str() (string, error) {
+	n, err := r.u32()
+	if err != nil {
+		return "", err
+	}
+	b, err := r.bytes(uint64(n))
+	return string(b), err
+}
