@@ -135,6 +135,7 @@ func cmdStart(ctx context.Context, a *app, args []string) error {
 		a.printJSON(map[string]any{"url": s.URL(), "addr": s.Addr(), "data_dir": a.abs(*f.dataDir)})
 	} else {
 		fmt.Fprintf(a.stdout, "spacetime server listening on %s (data in %s); Ctrl-C to stop\n", s.URL(), a.rel(a.abs(*f.dataDir)))
+		fmt.Fprintf(a.stdout, "  admin page: %s/ (sign in with an operator token: spacetime login)\n", s.URL())
 	}
 	<-ctx.Done()
 	fmt.Fprintln(a.stderr, "Stopping...")
@@ -190,6 +191,7 @@ func cmdDev(ctx context.Context, a *app, args []string) error {
 		flag = "--server " + s.URL() + " "
 	}
 	fmt.Fprintf(out, "  in another terminal: spacetime %scall <reducer> [args], sql, subscribe, logs; Ctrl-C to stop\n", flag)
+	fmt.Fprintf(out, "  admin page: %s/ (sign in with the operator token in %s)\n", s.URL(), a.credentialsPathOrEmpty())
 	c, err := da.client()
 	if err != nil {
 		return err
