@@ -314,6 +314,39 @@ func TestEndToEnd(t *testing.T) {
 		if msg, code := base.fail("sql", "SELEC nonsense"); code != 1 || !strings.Contains(msg, "sql on secure_app") {
 			t.Errorf("bad query: %q exit %d", msg, code)
 		}
+		// grant_access through the CLI's read paths: a private message from
+		// bob to alice is seen by the two of them, under their sessions, and
+		// by nobody else; a table no grant opens is refused, not empty.
+		alice := auth.IdentityFromClaims(auth.DevIssuerName, "alice")
+		bob := base.with("SPACETIME_CONFIG_DIR", t.TempDir())
+		carol := base.with("SPACETIME_CONFIG_DIR", t.TempDir())
+		for who, c := range map[string]*cli{"bob": bob, "carol": carol} {
+			tok, _ := c.ok("token", "mint", "--sub", who)
+			c.ok("call", "auth", strings.TrimSpace(tok))
+		}
+		bob.ok("call", "send_message", alice.String(), "psst, alice")
+		for _, tc := range []struct {
+			name string
+			c    *cli
+			args []string
+			sees bool
+		}{
+			{"alice", base, []string{"sql", "--as-user", "SELECT * FROM PrivateMessage"}, true},
+			{"bob", bob, []string{"sql", "--as-user", "SELECT * FROM PrivateMessage"}, true},
+			{"carol", carol, []string{"sql", "--as-user", "SELECT * FROM PrivateMessage"}, false},
+			{"anonymous", base, []string{"sql", "--anonymous", "SELECT * FROM PrivateMessage"}, false},
+			{"alice subscribing", base, []string{"subscribe", "--as-user", "--count", "0", "SELECT * FROM PrivateMessage"}, true},
+			{"anonymous subscribing", base, []string{"subscribe", "--anonymous", "--count", "0", "SELECT * FROM PrivateMessage"}, false},
+			{"the owner", base, []string{"sql", "SELECT * FROM PrivateMessage"}, true},
+		} {
+			if out, _ := tc.c.ok(tc.args...); strings.Contains(out, "psst, alice") != tc.sees {
+				t.Errorf("%s: sees the message = %v, want %v:\n%s", tc.name, !tc.sees, tc.sees, out)
+			}
+		}
+		if msg, _ := base.fail("sql", "--anonymous", "SELECT * FROM identity"); !strings.Contains(msg, "grant_access") {
+			t.Errorf("anonymous read of the identity table: %q", msg)
+		}
+
 		// The host's identity table, read by the owner: timestamps print as times.
 		out, _ = base.ok("sql", "SELECT * FROM identity")
 		if !strings.Contains(out, "alice") || !regexp.MustCompile(`\b20\d\d-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}Z\b`).MatchString(out) {
