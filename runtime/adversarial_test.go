@@ -166,7 +166,7 @@ func TestAdversarialDatabaseLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	small, err := rt.CreateDatabase(ctx, st, "small", mod,
-		WithDatabaseMemoryLimitPages(8), WithDatabaseEnergyBudget(100_000), WithDatabaseMaxCallDepth(100))
+		WithDatabaseMemoryLimitPages(8), WithDatabaseEnergyBudget(2_000_000), WithDatabaseMaxCallDepth(100))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestAdversarialDatabaseLimits(t *testing.T) {
 		says    string
 	}{
 		{"memory_bomb", ErrMemoryLimit, "limit of 8 pages"},
-		{"infinite_loop", ErrOutOfEnergy, "100000 units"},
+		{"infinite_loop", ErrOutOfEnergy, "2000000 units"},
 		{"recursion", ErrCallDepth, "deeper than 100"},
 	} {
 		_, err := call(t, small, tc.reducer, nil)
@@ -189,7 +189,7 @@ func TestAdversarialDatabaseLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err := call(t, small, "ok", u64Args(2))
-	if err != nil || res.Energy == 0 || res.Energy > 100_000 {
+	if err != nil || res.Energy == 0 || res.Energy > 2_000_000 {
 		t.Fatalf("ok: %v, energy %v", err, res)
 	}
 }

@@ -54,6 +54,7 @@ type fn struct {
 	fuelG    uint32
 	depthG   uint32
 	fuelL    uint32
+	scratchL uint32
 	nLocals  uint32
 	results  []byte
 	out, seg []byte
@@ -130,10 +131,11 @@ func (f *fn) rewrite(body []byte, sig funcSig) ([]byte, error) {
 	}
 	f.nLocals = uint32(total)
 	f.fuelL = f.nLocals
+	f.scratchL = f.nLocals + 1
 	f.results = sig.results
-	f.out = appendU32(f.out[:0], groups+1)
+	f.out = appendU32(f.out[:0], groups+2)
 	f.out = append(f.out, body[declStart:r.off]...)
-	f.out = append(f.out, 1, 0x7e) // the fuel local
+	f.out = append(f.out, 1, 0x7e, 1, 0x7f) // the fuel local, an i32 scratch local
 	f.seg, f.cnt, f.hdr, f.ctrl = f.seg[:0], 0, hdrEntry, 1
 	if err := f.code(r); err != nil {
 		return nil, err
@@ -191,6 +193,42 @@ func (f *fn) check(o []byte, cost int64) []byte {
 	o = appendU32(o, f.fuelL)
 	o = append(o, opI64Const)
 	o = appendS64(o, cost)
+	o = append(o, opI64Sub, opLocalTee)
+	o = appendU32(o, f.fuelL)
+	o = append(o, opI64Const, 0, opI64LtS, opIf, 0x40, opLocalGet)
+	o = appendU32(o, f.fuelL)
+	o = append(o, opGlobalSet)
+	o = appendU32(o, f.fuelG)
+	return append(o, opUnreachable, opEnd)
+}
+
+// Shifts from a bulk instruction's length operand to its price: a unit per
+// 8 bytes (memory and copies run at about that rate of the cheapest guest
+// instructions), per 8 bytes of each page memory.grow adds and zeroes, and
+// per table element.
+const (
+	bytesShift = 3
+	pagesShift = 16 - bytesShift
+)
+
+// chargeLength charges the length on top of the stack (kept there),
+// shifted right (or left, for pages), and traps before the instruction runs
+// if the fuel does not cover it. Without it a loop of memory.fill over the
+// whole memory would buy milliseconds a unit.
+func (f *fn) chargeLength(o []byte, shr, shl byte) []byte {
+	o = append(o, opLocalTee)
+	o = appendU32(o, f.scratchL)
+	o = append(o, opLocalGet)
+	o = appendU32(o, f.fuelL)
+	o = append(o, opLocalGet)
+	o = appendU32(o, f.scratchL)
+	o = append(o, 0xad) // i64.extend_i32_u
+	if shr > 0 {
+		o = append(o, opI64Const, shr, 0x88) // i64.shr_u
+	}
+	if shl > 0 {
+		o = append(o, opI64Const, shl, 0x86) // i64.shl
+	}
 	o = append(o, opI64Sub, opLocalTee)
 	o = appendU32(o, f.fuelL)
 	o = append(o, opI64Const, 0, opI64LtS, opIf, 0x40, opLocalGet)
@@ -409,8 +447,11 @@ func (f *fn) code(r *reader) error {
 			}
 		case 0x25, 0x26: // table.get, table.set
 			_, err = r.u32()
-		case 0x3f, 0x40: // memory.size, memory.grow
+		case 0x3f: // memory.size
 			_, err = r.u32()
+		case 0x40: // memory.grow: pages on top
+			_, err = r.u32()
+			f.seg = f.chargeLength(f.seg, 0, pagesShift)
 		case opI32Const:
 			_, err = r.sleb(32)
 		case opI64Const:
@@ -424,7 +465,15 @@ func (f *fn) code(r *reader) error {
 		case 0xd2: // ref.func
 			_, err = f.funcIdx(r)
 		case 0xfc:
-			err = f.prefixFC(r)
+			var sub uint32
+			if sub, err = f.prefixFC(r); err == nil {
+				switch sub {
+				case 8, 10, 11: // memory.init, memory.copy, memory.fill: bytes on top
+					f.seg = f.chargeLength(f.seg, bytesShift, 0)
+				case 12, 14, 15, 17: // table.init, table.copy, table.grow, table.fill: elements on top
+					f.seg = f.chargeLength(f.seg, 0, 0)
+				}
+			}
 		case 0xfd:
 			err = f.prefixFD(r)
 		case 0xfe:
@@ -464,30 +513,25 @@ func (f *fn) code(r *reader) error {
 	}
 }
 
-func (f *fn) prefixFC(r *reader) error {
+func (f *fn) prefixFC(r *reader) (uint32, error) {
 	sub, err := r.u32()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	switch {
 	case sub <= 7: // saturating truncations
-		return nil
-	case sub == 8, sub == 12, sub == 14: // memory.init, table.init, table.copy
+		return sub, nil
+	case sub == 8, sub == 12, sub == 14, sub == 10: // memory.init, table.init, table.copy, memory.copy
 		if _, err := r.u32(); err != nil {
-			return err
-		}
-		_, err = r.u32()
-	case sub == 10: // memory.copy
-		if _, err := r.u32(); err != nil {
-			return err
+			return 0, err
 		}
 		_, err = r.u32()
 	case sub == 9, sub == 11, sub == 13, sub == 15, sub == 16, sub == 17:
 		_, err = r.u32()
 	default:
-		return fmt.Errorf("unknown instruction 0xfc %d", sub)
+		return 0, fmt.Errorf("unknown instruction 0xfc %d", sub)
 	}
-	return err
+	return sub, err
 }
 
 func (f *fn) prefixFD(r *reader) error {

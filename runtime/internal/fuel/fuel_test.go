@@ -128,6 +128,19 @@ func TestEnergyIsExactAndDeterministic(t *testing.T) {
 	if step != 7 || per[2]-per[1] != step || per[3]-per[0] != 99*step {
 		t.Fatalf("count energy %v: not linear with 7 a loop iteration", per)
 	}
+	// Bulk memory instructions pay for their length: a unit per 8 bytes.
+	_, small, err := m.call("bulk", 1e6, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, big, err := m.call("bulk", 1e6, 65536)
+	if err != nil || big-small != 65536/8 {
+		t.Fatalf("memory.fill of 64 KiB cost %d more than of nothing (err %v); want %d", big-small, err, 65536/8)
+	}
+	// And one the budget does not cover does not run.
+	if _, _, err := m.call("bulk", 1000, 65536); err == nil || int64(m.g.Get()) >= 0 {
+		t.Fatalf("memory.fill of 64 KiB on 1000 units: err %v", err)
+	}
 	// The same call in a second instance costs the same.
 	m2 := h.load(readWasm(t, "meter.wasm"), Config{InitialFuel: 1000})
 	if _, used2, _ := m2.call("count", 1e6, 100); used2 != per[3] {
