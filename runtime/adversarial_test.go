@@ -84,6 +84,7 @@ func TestAdversarialCalls(t *testing.T) {
 		{"log_flood", ErrOutOfEnergy, []string{"out of energy"}},
 		{"insert_until_limit", ErrReducerFailed, []string{"row limit"}},
 		{"leak_iterators", ErrOutOfEnergy, []string{"out of energy"}},
+		{"bulk_loop", ErrOutOfEnergy, []string{"out of energy"}},
 	} {
 		t.Run(tc.reducer, func(t *testing.T) {
 			logsBefore := len(attacker.Logs().Last(100_000))
@@ -124,7 +125,7 @@ func TestAdversarialCalls(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for _, r := range []string{"infinite_loop", "call_tree", "recursion", "memory_bomb", "leak_iterators"} {
+			for _, r := range []string{"infinite_loop", "call_tree", "recursion", "memory_bomb", "leak_iterators", "bulk_loop"} {
 				call(t, attacker, r, nil)
 			}
 			close(stop)

@@ -20,6 +20,9 @@
 // unreachable. Those two sites are enough: any unbounded execution passes
 // through loop heads or function entries infinitely often, and every
 // segment costs at least one unit, so a check site never spins for free.
+// Calls to imported (host) functions add Config.HostCallCost, and bulk
+// instructions (memory.fill/copy/init, memory.grow, table bulk operations)
+// pay for the length on top of the stack, checked before they run.
 // The local is written back to the global before every call to a defined
 // function (and after each return, reloaded), before return and tail calls,
 // and where the function ends. Energy is therefore deterministic: a function

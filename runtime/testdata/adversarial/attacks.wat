@@ -17,7 +17,7 @@
   ;; 16: table name "T"; 64: an error message; 256: the ModuleDef.
   (data (i32.const 16) "T")
   (data (i32.const 64) "row limit")
-  (data (i32.const 256) "{\"abi_version\":1,\"tables\":[{\"name\":\"T\",\"columns\":[{\"name\":\"id\",\"type\":\"u64\",\"primary_key\":true}]}],\"reducers\":[{\"name\":\"init\",\"params\":[],\"lifecycle\":\"init\"},{\"name\":\"ok\",\"params\":[{\"name\":\"id\",\"type\":\"u64\"}]},{\"name\":\"infinite_loop\",\"params\":[]},{\"name\":\"call_tree\",\"params\":[]},{\"name\":\"recursion\",\"params\":[]},{\"name\":\"memory_bomb\",\"params\":[]},{\"name\":\"log_flood\",\"params\":[]},{\"name\":\"insert_until_limit\",\"params\":[]},{\"name\":\"leak_iterators\",\"params\":[]}]}\00")
+  (data (i32.const 256) "{\"abi_version\":1,\"tables\":[{\"name\":\"T\",\"columns\":[{\"name\":\"id\",\"type\":\"u64\",\"primary_key\":true}]}],\"reducers\":[{\"name\":\"init\",\"params\":[],\"lifecycle\":\"init\"},{\"name\":\"ok\",\"params\":[{\"name\":\"id\",\"type\":\"u64\"}]},{\"name\":\"infinite_loop\",\"params\":[]},{\"name\":\"call_tree\",\"params\":[]},{\"name\":\"recursion\",\"params\":[]},{\"name\":\"memory_bomb\",\"params\":[]},{\"name\":\"log_flood\",\"params\":[]},{\"name\":\"insert_until_limit\",\"params\":[]},{\"name\":\"leak_iterators\",\"params\":[]},{\"name\":\"bulk_loop\",\"params\":[]}]}\00")
 
   (func $strlen (param $p i32) (result i32) (local $i i32)
     (block $done (loop $l
@@ -58,8 +58,8 @@
     (param $id i32) (param i64 i64 i64 i64 i64 i64) (param $ts i64)
     (param $args i32) (param $ret i32) (param $err i32) (result i32)
     (local $i i64)
-    (block $b8 (block $b7 (block $b6 (block $b5 (block $b4 (block $b3 (block $b2 (block $b1 (block $b0
-      (br_table $b0 $b1 $b2 $b3 $b4 $b5 $b6 $b7 $b8 (local.get $id)))
+    (block $b9 (block $b8 (block $b7 (block $b6 (block $b5 (block $b4 (block $b3 (block $b2 (block $b1 (block $b0
+      (br_table $b0 $b1 $b2 $b3 $b4 $b5 $b6 $b7 $b8 $b9 (local.get $id)))
       ;; 0 init
       (return (i32.const 0)))
       ;; 1 ok(id u64)
@@ -100,10 +100,17 @@
             (br $ins))))
       (call $write (local.get $err) (i32.const 64) (i32.const 9))
       (return (i32.const 1)))
-    ;; 8 leak_iterators: open scans and never close them, forever
-    (drop (call $insert (i64.const 1008)))
-    (loop $leak
-      (drop (call $table_scan (call $tid) (i32.const 12)))
-      (br $leak))
+      ;; 8 leak_iterators: open scans and never close them, forever
+      (drop (call $insert (i64.const 1008)))
+      (loop $leak
+        (drop (call $table_scan (call $tid) (i32.const 12)))
+        (br $leak))
+      (return (i32.const 0)))
+    ;; 9 bulk_loop: fill the whole memory, forever: a few instructions an
+    ;; iteration, each doing 64 KiB of work
+    (drop (call $insert (i64.const 1009)))
+    (loop $fill
+      (memory.fill (i32.const 0) (i32.const 0) (i32.mul (memory.size) (i32.const 65536)))
+      (br $fill))
     (i32.const 0))
 )
