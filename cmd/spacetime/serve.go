@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,7 @@ type serverFlags struct {
 	listen, dataDir, config *string
 	verbose                 *bool
 	pprof                   *string
+	callRate                *string
 	issuers                 *multiFlag
 	devIssuer               *bool
 }
@@ -40,7 +42,7 @@ func (a *app) serverFlags(fs interface {
 	if listen == "" {
 		listen = server.DefaultListenAddr
 	}
-	f := serverFlags{listen: new(string), config: new(string), verbose: new(bool), pprof: new(string), issuers: new(multiFlag), devIssuer: new(bool)}
+	f := serverFlags{listen: new(string), config: new(string), verbose: new(bool), pprof: new(string), callRate: new(string), issuers: new(multiFlag), devIssuer: new(bool)}
 	fs.StringVar(f.listen, "listen", listen, "the address to listen on (env SPACETIME_LISTEN)")
 	f.dataDir = a.dataDirFlag(fs.StringVar)
 	fs.StringVar(f.config, "config", "", "a TOML config file (trusted token issuers and more; see DESIGN.md, \"Config contract\")")
@@ -48,6 +50,7 @@ func (a *app) serverFlags(fs interface {
 	fs.Var(f.issuers, "issuer", issuerFlagHelp)
 	fs.BoolVar(f.devIssuer, "dev-issuer", true, "trust the server's own development issuer (the tokens of 'spacetime token mint'); --dev-issuer=false for production")
 	fs.StringVar(f.pprof, "pprof", "", "serve Go's profiler (/debug/pprof/) on this separate address, such as 127.0.0.1:6060; never expose it")
+	fs.StringVar(f.callRate, "call-rate", strconv.Itoa(server.DefaultCallRate), "reducer calls one WebSocket connection may make per second (bursts of a fifth of that, at least 200); raise it for load tests")
 	return f
 }
 
@@ -58,7 +61,12 @@ func (a *app) startServer(ctx context.Context, f serverFlags, logOut io.Writer) 
 		level = slog.LevelWarn
 	}
 	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+	rate, err := strconv.ParseFloat(*f.callRate, 64)
+	if err != nil || rate <= 0 {
+		return nil, usagef("--call-rate wants a positive number of calls per second, got %q", *f.callRate)
+	}
 	opts := []server.Option{
+		server.WithCallRate(rate, max(server.DefaultCallBurst, int(min(rate/5, 1e9)))),
 		server.WithDataDir(a.abs(*f.dataDir)),
 		server.WithListenAddr(*f.listen),
 		server.WithLogger(logger),
