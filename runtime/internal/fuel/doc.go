@@ -47,8 +47,10 @@
 // The rewrite must not turn an invalid module into a valid one: an invalid
 // module that reads or writes the global or local index the rewrite adds
 // would become valid and refill its own fuel. So every local and global
-// index in every body is checked against the original module's, existing
-// exports may not use the names the rewrite adds, and the structure
+// index in every body is checked against the original module's, exports
+// may neither use the names the rewrite adds nor name a global or function
+// that does not exist (an export of the index __fuel takes would become
+// valid), and the structure
 // (sections, vectors, nesting, body sizes) is checked as it is read. Type
 // checking is left to wazero, which validates the rewritten module: the
 // inserted code takes nothing from and leaves nothing on the value stack,
