@@ -151,6 +151,7 @@ type module struct {
 	nImpFuncs int
 	nGlobals  uint32 // imported and defined
 	globalSec []byte // body of the global section, nil if none
+	tableSec  []byte // the table section with every maximum capped
 	exportSec []byte
 	hasMemory bool
 	memMin    uint32
@@ -449,15 +450,32 @@ func (m *module) decodeImports(r *reader) error {
 	return nil
 }
 
+// decodeTables also rewrites each table's maximum to at most
+// MaxTableElements: table.grow is priced per element, but a budget of 1e9
+// would otherwise buy an 8 GB table, which no memory limit covers.
 func (m *module) decodeTables(r *reader) error {
 	n, err := m.entries(r, 3, "tables")
 	if err != nil {
 		return err
 	}
+	m.tableSec = appendU32(nil, n)
 	for i := uint32(0); i < n; i++ {
+		start := r.off
 		if err := m.table(r); err != nil {
 			return err
 		}
+		t := &reader{b: r.b[start:r.off]}
+		rt, _ := t.u8()
+		flags, _ := t.u8()
+		minV, _ := t.u32()
+		maxV := m.lim.MaxTableElements
+		if flags&1 != 0 {
+			declared, _ := t.u32()
+			maxV = min(maxV, declared)
+		}
+		m.tableSec = append(m.tableSec, rt, 1)
+		m.tableSec = appendU32(m.tableSec, minV)
+		m.tableSec = appendU32(m.tableSec, maxV)
 	}
 	return nil
 }
@@ -731,6 +749,8 @@ func (m *module) encode() ([]byte, error) {
 			emit(secExport, m.exports(s.body, fuelIdx, depthIdx))
 		case secCode:
 			emit(secCode, code)
+		case secTable:
+			emit(secTable, m.tableSec)
 		default:
 			emit(s.id, s.body)
 		}

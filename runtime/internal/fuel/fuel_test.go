@@ -314,3 +314,18 @@ func TestForgedNameSection(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestTableMaximumCapped: a table without a maximum of its own gets
+// MaxTableElements, so table.grow cannot allocate past it.
+func TestTableMaximumCapped(t *testing.T) {
+	h := newHarness(t, false)
+	m := h.load(readWasm(t, "meter.wasm"), Config{InitialFuel: 1000, Limits: Limits{MaxTableElements: 4}})
+	out, _, err := m.call("grow_table", 1e6, 2)
+	if err != nil || out[0] != 2 {
+		t.Fatalf("growing the table from 2 to 4: %v %v", out, err)
+	}
+	out, _, err = m.call("grow_table", 1e6, 1)
+	if err != nil || int32(out[0]) != -1 {
+		t.Fatalf("growing the table past 4: %v %v; want -1", out, err)
+	}
+}

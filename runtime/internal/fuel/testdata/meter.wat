@@ -72,6 +72,9 @@
   (func (export "bulk") (param i32)
     (memory.fill (i32.const 0) (i32.const 0) (local.get 0)))
 
+  (func (export "grow_table") (param i32) (result i32)
+    (table.grow 0 (ref.null func) (local.get 0)))
+
   (func (export "set_global") (param i32) (global.set $g (local.get 0)))
   (func (export "fail") unreachable)
 )
