@@ -168,6 +168,9 @@ func AppendRowJSON(buf []byte, table *TableDef, row []Value) []byte {
 
 // ValueFromJSON converts the JSON form of a value of type t.
 func ValueFromJSON(t Type, data []byte) (Value, error) {
+	if x, ok := plainJSON(data); ok {
+		return valueFromAny(t, x, 0)
+	}
 	var x any
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
@@ -178,6 +181,78 @@ func ValueFromJSON(t Type, data []byte) (Value, error) {
 		return Value{}, fmt.Errorf("%w: more than one JSON value", ErrJSONValue)
 	}
 	return valueFromAny(t, x, 0)
+}
+
+// plainJSON decodes the commonest argument forms (a number, a string
+// without escapes, true, false, null) without a json.Decoder, giving the
+// value the Decoder (with UseNumber) gives; it declines anything else,
+// surrounding spaces included. Reducer calls arrive at tens of thousands a
+// second, and a Decoder per argument was a tenth of the server's CPU.
+func plainJSON(b []byte) (any, bool) {
+	switch {
+	case len(b) == 0:
+		return nil, false
+	case b[0] == '"':
+		if len(b) < 2 || b[len(b)-1] != '"' {
+			return nil, false
+		}
+		in := b[1 : len(b)-1]
+		for _, c := range in {
+			if c == '"' || c == '\\' || c < 0x20 {
+				return nil, false
+			}
+		}
+		if !utf8.Valid(in) {
+			return nil, false
+		}
+		return string(in), true
+	case string(b) == "true":
+		return true, true
+	case string(b) == "false":
+		return false, true
+	case string(b) == "null":
+		return nil, true
+	case isJSONNumber(b):
+		return json.Number(b), true
+	}
+	return nil, false
+}
+
+// isJSONNumber: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func isJSONNumber(b []byte) bool {
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	digits := func() int {
+		n := 0
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	if i < len(b) && b[i] == '0' {
+		i++
+	} else if digits() == 0 {
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(b)
 }
 
 // ArgsFromJSON converts a JSON array of reducer arguments to the BSATN of
