@@ -2,6 +2,8 @@ package fuel
 
 import (
 	"context"
+	"os"
+	goruntime "runtime"
 	"slices"
 	"testing"
 	"time"
@@ -200,8 +202,19 @@ func FuzzMeteredPrograms(f *testing.F) {
 		f.Add([]byte(s), uint8(5))
 	}
 	ctx := context.Background()
+	trace := os.Getenv("FUEL_TRACE") // each input is written here first
 	f.Fuzz(func(t *testing.T, prog []byte, arg uint8) {
 		wasm := (&progGen{in: prog}).module()
+		if trace != "" {
+			os.WriteFile(trace, append([]byte{arg}, prog...), 0o644)
+			// A worker that hangs says nothing (the coordinator discards
+			// its output): leave its goroutines' stacks beside the input.
+			dump := time.AfterFunc(10*time.Second, func() {
+				buf := make([]byte, 1<<20)
+				os.WriteFile(trace+".stacks", buf[:goruntime.Stack(buf, true)], 0o644)
+			})
+			defer dump.Stop()
+		}
 		rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter().WithCloseOnContextDone(true))
 		defer rt.Close(ctx)
 		if _, err := rt.NewHostModuleBuilder("env").
