@@ -63,7 +63,17 @@ func (h counterTableHandle) Iter() iter.Seq[Counter] {
 func (h counterTableHandle) FilterByKey(key string) (Counter, bool) {
 	w := stdb.Scratch()
 	w.WriteString(key)
-	return stdb.First(h.byKey.ScanPoint(w.Bytes()), decodeCounter)
+	var row Counter
+	b := h.byKey.FindRow(w.Bytes())
+	if b == nil {
+		return row, false
+	}
+	r := abi.NewReader(b)
+	row.DecodeBSATN(r)
+	if err := r.Err(); err != nil {
+		panic(h.byKey.DecodeError(err))
+	}
+	return row, true
 }
 
 // UpdateByKey replaces the row with the same key as row.
@@ -155,7 +165,17 @@ func (h tickTableHandle) Iter() iter.Seq[Tick] {
 func (h tickTableHandle) FilterByID(id uint64) (Tick, bool) {
 	w := stdb.Scratch()
 	w.WriteU64(id)
-	return stdb.First(h.byID.ScanPoint(w.Bytes()), decodeTick)
+	var row Tick
+	b := h.byID.FindRow(w.Bytes())
+	if b == nil {
+		return row, false
+	}
+	r := abi.NewReader(b)
+	row.DecodeBSATN(r)
+	if err := r.Err(); err != nil {
+		panic(h.byID.DecodeError(err))
+	}
+	return row, true
 }
 
 // UpdateByID replaces the row with the same id as row.
