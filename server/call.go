@@ -22,6 +22,9 @@ type callOutcome struct {
 	Return     json.RawMessage `json:"return"`
 	Offset     uint64          `json:"offset,omitempty"`
 	DurationUS int64           `json:"duration_us"`
+	// EnergyUsed is the energy the call spent (about one unit per wasm
+	// instruction), also when it failed.
+	EnergyUsed uint64 `json:"energy_used,omitempty"`
 	// Identity and Token are set after a successful auth reducer.
 	Identity *abi.Identity `json:"identity,omitempty"`
 	Token    string        `json:"token,omitempty"`
@@ -69,7 +72,7 @@ func (s *Server) call(ctx context.Context, d *database, reducer string, argsJSON
 	var out *callOutcome
 	switch {
 	case err == nil:
-		out = &callOutcome{code: http.StatusOK, Status: status, Offset: res.Commit.Offset, DurationUS: res.Duration.Microseconds(), Return: json.RawMessage("null")}
+		out = &callOutcome{code: http.StatusOK, Status: status, Offset: res.Commit.Offset, DurationUS: res.Duration.Microseconds(), EnergyUsed: res.Energy, Return: json.RawMessage("null")}
 		if rd.Return != nil && res.Return != nil {
 			vals, derr := abi.DecodeRow([]abi.Type{*rd.Return}, res.Return)
 			if derr == nil && len(vals) == 1 {
@@ -109,6 +112,9 @@ func (s *Server) call(ctx context.Context, d *database, reducer string, argsJSON
 	if res != nil {
 		s.metrics.duration.WithLabelValues(d.name, rd.Name).Observe(res.Duration.Seconds())
 		s.metrics.energy.WithLabelValues(d.name, rd.Name).Add(float64(res.Energy))
+	} else if energy, ok := runtime.EnergyUsed(err); ok {
+		out.EnergyUsed = energy
+		s.metrics.energy.WithLabelValues(d.name, rd.Name).Add(float64(energy))
 	}
 	return out
 }

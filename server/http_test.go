@@ -321,7 +321,7 @@ func TestReducerOutcomes(t *testing.T) {
 	s := newServer(t, WithRuntimeOptions(runtime.WithDeadline(200*time.Millisecond)))
 	_, op := operator(t, s)
 	publish(t, s, "blog", op, buildModule(t, appModule), 201)
-	if m := mustCall(t, s, "blog", "add", "", 40, 2); m["return"] != float64(42) || m["status"] != "committed" {
+	if m := mustCall(t, s, "blog", "add", "", 40, 2); m["return"] != float64(42) || m["status"] != "committed" || m["energy_used"].(float64) <= 0 {
 		t.Fatalf("add: %v", m)
 	}
 	r := call(t, s, "blog", "fail", "", "my own message")
@@ -336,8 +336,11 @@ func TestReducerOutcomes(t *testing.T) {
 		t.Fatalf("after a trap: %v", m)
 	}
 	r = call(t, s, "blog", "spin", "")
-	if r.code != 504 || !strings.Contains(r.errorText(t), "deadline") {
+	if r.code != 504 || !strings.Contains(r.errorText(t), "deadline") && !strings.Contains(r.errorText(t), "out of energy") {
 		t.Fatalf("spin: %d %s", r.code, r.body)
+	}
+	if energy, _ := r.json(t)["energy_used"].(float64); energy <= 0 {
+		t.Errorf("spin: a stopped call reports no energy: %s", r.body)
 	}
 	r = call(t, s, "blog", "auth", "", "not a jwt")
 	if r.code != 422 || r.json(t)["token"] != nil {

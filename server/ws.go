@@ -681,6 +681,10 @@ func appendCommittedResult(b []byte, requestID uint32, out *callOutcome) ([]byte
 	}
 	b = append(b, `,"duration_us":`...)
 	b = strconv.AppendInt(b, out.DurationUS, 10)
+	if out.EnergyUsed != 0 {
+		b = append(b, `,"energy_used":`...)
+		b = strconv.AppendUint(b, out.EnergyUsed, 10)
+	}
 	return append(b, "}}"...), true
 }
 

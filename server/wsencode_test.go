@@ -20,6 +20,7 @@ func TestAppendCommittedResult(t *testing.T) {
 		fast bool
 	}{
 		{"number", callOutcome{Status: "committed", Return: json.RawMessage("17"), Offset: 9, DurationUS: 20}, true},
+		{"with energy", callOutcome{Status: "committed", Return: json.RawMessage("17"), Offset: 9, DurationUS: 20, EnergyUsed: 123456789}, true},
 		{"null, offset 0", callOutcome{Status: "committed", Return: json.RawMessage("null"), DurationUS: 3}, true},
 		{"string", callOutcome{Status: "committed", Return: json.RawMessage(`"a \"b\" c"`), Offset: 1}, true},
 		{"HTML in a string", callOutcome{Status: "committed", Return: json.RawMessage(`"<b>&"`), Offset: 1}, false},
