@@ -139,6 +139,7 @@ type callAnswer struct {
 	Return         json.RawMessage `json:"return"`
 	Offset         uint64          `json:"offset,omitempty"`
 	DurationUS     int64           `json:"duration_us"`
+	EnergyUsed     uint64          `json:"energy_used"`
 	Identity       string          `json:"identity,omitempty"`
 	Token          string          `json:"token,omitempty"`
 	TokenExpiresAt *time.Time      `json:"token_expires_at,omitempty"`
@@ -300,7 +301,7 @@ func cmdCall(ctx context.Context, a *app, args []string) error {
 	case len(ans.Return) > 0 && string(ans.Return) != "null":
 		fmt.Fprintf(a.stdout, "%s\n", ans.Return)
 	default:
-		fmt.Fprintf(a.stdout, "Committed (%s, tx %d)\n", fmtMicros(ans.DurationUS), ans.Offset)
+		fmt.Fprintf(a.stdout, "Committed (%s, %s energy, tx %d)\n", fmtMicros(ans.DurationUS), fmtEnergy(ans.EnergyUsed), ans.Offset)
 	}
 	if ans.Warning != "" {
 		fmt.Fprintln(a.stderr, "warning:", ans.Warning)
@@ -818,4 +819,17 @@ func cmdDelete(ctx context.Context, a *app, args []string) error {
 	}
 	fmt.Fprintf(a.stdout, "Deleted database %s\n", name)
 	return nil
+}
+
+// fmtEnergy prints energy units briefly: 950, 61.2k, 3.4M, 1.0G.
+func fmtEnergy(e uint64) string {
+	switch {
+	case e < 1000:
+		return fmt.Sprint(e)
+	case e < 1_000_000:
+		return fmt.Sprintf("%.1fk", float64(e)/1e3)
+	case e < 1_000_000_000:
+		return fmt.Sprintf("%.1fM", float64(e)/1e6)
+	}
+	return fmt.Sprintf("%.1fG", float64(e)/1e9)
 }
