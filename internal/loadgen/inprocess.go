@@ -103,6 +103,8 @@ func inProcessRun(ctx context.Context, db *runtime.Database, rd *abi.ReducerDef,
 		stop      atomic.Bool
 		measuring atomic.Bool
 		committed atomic.Int64
+		warmed    atomic.Int64 // goroutines that finished a call
+		failed    atomic.Bool  // a goroutine stopped on an error
 		wg        sync.WaitGroup
 		samples   = make([][]time.Duration, n)
 		guest     = make([][]time.Duration, n)
@@ -118,12 +120,16 @@ func inProcessRun(ctx context.Context, db *runtime.Database, rd *abi.ReducerDef,
 	}
 	for i := range n {
 		wg.Go(func() {
-			for !stop.Load() {
+			for first := true; !stop.Load(); first = false {
 				t0 := time.Now()
 				res, err := db.Call(ctx, runtime.CallRequest{Reducer: rd.Name, Args: callArgs[i]})
 				if err != nil {
 					errs[i] = err
+					failed.Store(true)
 					return
+				}
+				if first {
+					warmed.Add(1)
 				}
 				if measuring.Load() {
 					samples[i] = append(samples[i], time.Since(t0))
@@ -133,10 +139,22 @@ func inProcessRun(ctx context.Context, db *runtime.Database, rd *abi.ReducerDef,
 			}
 		})
 	}
+	// The warm-up lasts at least until every goroutine has finished a call
+	// (its first may wait for an instance), and the measurement at least
+	// until one call finished inside it: on a loaded machine a single call
+	// can take longer than a short window. Both give up after a while, so
+	// that a stuck call ends the run instead of hanging it.
+	const patience = 30 * time.Second
 	time.Sleep(cfg.Warmup)
+	for giveUp := time.Now().Add(patience); warmed.Load() < int64(n) && time.Now().Before(giveUp) && !failed.Load(); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	cpu0, t0 := processCPU(), time.Now()
 	measuring.Store(true)
 	time.Sleep(cfg.Duration)
+	for giveUp := time.Now().Add(patience); committed.Load() == 0 && time.Now().Before(giveUp) && !failed.Load(); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	measuring.Store(false)
 	cpu1, elapsed := processCPU(), time.Since(t0)
 	stop.Store(true)
