@@ -85,7 +85,7 @@ func (l Limits) WithDefaults() Limits {
 // Call is the host's state for one invocation of a guest export: a reducer
 // call, __describe_module__ or _initialize. The runtime fills the exported
 // fields, attaches the Call to the context it calls the guest with
-// ([WithCall]) and calls [Call.End] afterwards. A Call may be reused for the
+// ([Call.Context] or [WithCall]) and calls [Call.End] afterwards. A Call may be reused for the
 // next invocation after End; it is never used by two invocations at once.
 type Call struct {
 	// DB is the database whose tables the functions resolve names in; nil
@@ -118,6 +118,8 @@ type Call struct {
 	logDropped   bool
 	rowsWritten  int
 	bytesWritten int
+
+	ctx callContext // see Context
 }
 
 type handleKind uint8
@@ -160,6 +162,9 @@ func WithCall(ctx context.Context, c *Call) context.Context {
 }
 
 func callFrom(ctx context.Context) *Call {
+	if x, ok := ctx.(*callContext); ok {
+		return x.call
+	}
 	c, _ := ctx.Value(callKey{}).(*Call)
 	return c
 }
@@ -255,6 +260,7 @@ func (c *Call) End() {
 	c.Tx = nil
 	c.Claims = nil
 	c.Verified = nil
+	c.ctx.end()
 }
 
 // maxVerified bounds Call.Verified: an auth reducer verifies one token, and

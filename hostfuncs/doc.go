@@ -8,7 +8,8 @@
 // The host module is instantiated once per wazero runtime ([Instantiate]) and
 // shared by every guest instance. The state of the invocation in progress (the
 // transaction, the caller, the handle table) is a [Call] that the runtime
-// attaches to the context it calls the guest with ([WithCall]); wazero passes
+// attaches to the context it calls the guest with ([Call.Context], which also
+// carries the call's deadline without a timer, or [WithCall]); wazero passes
 // that context to every host function. A host function called with no Call
 // (from a start function) returns ErrnoNotInReducer.
 //
@@ -22,8 +23,9 @@
 // ranges outside memory, wrapping ones included. A function checks all its
 // pointers, out-parameters included, before it has any effect: a bad pointer
 // gives ErrnoOutOfBounds and changes nothing. Memory.Read returns a live view
-// of guest memory; whatever the host keeps or hands to the store is copied
-// first.
+// of guest memory; whatever the host keeps is copied first. Rows and keys go
+// to the store as views: the store copies what it keeps (store.Tx), and it
+// never calls back into the guest while it holds one.
 //
 // # Handles
 //

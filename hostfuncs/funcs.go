@@ -89,7 +89,7 @@ func wrap(f hostFn) api.GoModuleFunc {
 
 // stopIfDone traps when the call's deadline has passed, so a guest that loops
 // over host calls cannot outlive it. Only the functions that do real work
-// check: ctx.Err takes a lock, which would double the cost of the cheap ones.
+// check: it reads the clock, which would double the cost of the cheap ones.
 func stopIfDone(ctx context.Context, name string) {
 	if err := ctx.Err(); err != nil {
 		panic(&TrapError{Func: name, Err: err})
@@ -98,14 +98,13 @@ func stopIfDone(ctx context.Context, name string) {
 
 func u32(v uint64) uint32 { return api.DecodeU32(v) }
 
-// read returns a copy of guest memory [ptr, ptr+n): the guest may change the
-// live view as soon as we call back into it, and the store keeps what it gets.
-func read(mem api.Memory, ptr, n uint32) ([]byte, bool) {
-	b, ok := mem.Read(ptr, n)
-	if !ok {
-		return nil, false
-	}
-	return append([]byte(nil), b...), true
+// view returns the live view of guest memory [ptr, ptr+n), not a copy. It
+// is only handed to store functions that copy what they keep (rows) or
+// only read it during the call (keys: they are re-encoded), and that do not
+// call back into the guest (store.Tx's ownership contract); copying here
+// as well would copy every row twice.
+func view(mem api.Memory, ptr, n uint32) ([]byte, bool) {
+	return mem.Read(ptr, n)
 }
 
 // readString copies guest memory into a string.
@@ -274,7 +273,7 @@ func tableScan(ctx context.Context, c *Call, mem api.Memory, p []uint64) abi.Err
 // store failure.
 func indexScanPoint(ctx context.Context, c *Call, mem api.Memory, p []uint64) abi.Errno {
 	out := u32(p[3])
-	key, ok := read(mem, u32(p[1]), u32(p[2]))
+	key, ok := view(mem, u32(p[1]), u32(p[2]))
 	if !ok || !writable(mem, out, 4) {
 		return abi.ErrnoOutOfBounds
 	}
@@ -321,7 +320,7 @@ func indexScanRange(ctx context.Context, c *Call, mem api.Memory, p []uint64) ab
 		var key []byte
 		if kind != abi.BoundUnbounded {
 			var ok bool
-			if key, ok = read(mem, u32(p[off]), u32(p[off+1])); !ok {
+			if key, ok = view(mem, u32(p[off]), u32(p[off+1])); !ok {
 				return abi.ErrnoOutOfBounds
 			}
 		}
@@ -414,7 +413,7 @@ func readRow(mem api.Memory, rowPtr, lenPtr uint32) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	return read(mem, rowPtr, n)
+	return view(mem, rowPtr, n)
 }
 
 // writeRowBack writes the stored row over the guest's and its length to
@@ -490,7 +489,7 @@ func writeRow(ctx context.Context, c *Call, mem api.Memory, p []uint64, name str
 // Traps on deadline or store failure.
 func rowDeleteByIndexPoint(ctx context.Context, c *Call, mem api.Memory, p []uint64) abi.Errno {
 	out := u32(p[3])
-	key, ok := read(mem, u32(p[1]), u32(p[2]))
+	key, ok := view(mem, u32(p[1]), u32(p[2]))
 	if !ok || !writable(mem, out, 4) {
 		return abi.ErrnoOutOfBounds
 	}
@@ -617,7 +616,11 @@ func jwtVerify(ctx context.Context, c *Call, mem api.Memory, p []uint64) abi.Err
 		errno = abi.ErrnoTokenInvalid
 	default:
 		token, _ := readString(mem, u32(p[0]), tokenLen)
-		claims, err := c.Verifier.Verify(ctx, token)
+		// The verifier may block (fetching keys) or keep its context: it
+		// gets one of its own, with the call's deadline.
+		vctx, cancel := withDeadline(ctx)
+		claims, err := c.Verifier.Verify(vctx, token)
+		cancel()
 		if err != nil {
 			result, errno = []byte(err.Error()), abi.ErrnoTokenInvalid
 		} else {

@@ -349,9 +349,20 @@ func (d *Database) run(ctx context.Context, v *version, id uint32, req CallReque
 	s[5], s[6], s[7] = cw0, cw1, uint64(ts.UnixMicro())
 	s[8], s[9], s[10] = uint64(args), uint64(ret), uint64(errSink)
 
-	callCtx, cancel := context.WithTimeout(ctx, timeout)
+	// The deadline: without WithCloseOnContextDone nothing waits on the
+	// context's Done channel, so the Call's own context checks the deadline
+	// by the clock where it is read (host functions doing store work, and
+	// below) and costs no timer; wazero's watchdog needs a real one.
+	var callCtx context.Context
+	cancel := func() {}
+	if d.rt.cfg.closeOnDone {
+		callCtx, cancel = context.WithTimeout(ctx, timeout)
+		callCtx = hostfuncs.WithCall(callCtx, c)
+	} else {
+		callCtx = c.Context(ctx, timeout)
+	}
 	start := time.Now()
-	callErr := inst.callFn.CallWithStack(hostfuncs.WithCall(callCtx, c), s[:])
+	callErr := inst.callFn.CallWithStack(callCtx, s[:])
 	elapsed := time.Since(start)
 	ctxErr := callCtx.Err()
 	cancel()
