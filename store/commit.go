@@ -75,10 +75,18 @@ func (s *Store) fitsOneTxn(entries, nbytes int) error {
 	return nil
 }
 
+// committer orders durable writes. Requests queue for its goroutine,
+// except that a transaction finding it idle (nothing queued, nothing being
+// written) writes itself, on its own goroutine: handing a one-row commit to
+// the committer and waiting for the answer cost two goroutine wake-ups
+// through the OS (futex), a fifth of a one-row reducer call's CPU when the
+// disk is fast. active marks the one writer at a time, either of them, so
+// writes stay serial and in queue order.
 type committer struct {
 	mu      sync.Mutex
 	cond    *sync.Cond
 	queue   []*request
+	active  bool // a group is being written (by the goroutine or inline)
 	closing bool
 	done    chan struct{}
 }
@@ -104,6 +112,46 @@ func (s *Store) enqueue(req *request) error {
 	return nil
 }
 
+// enqueueOrClaim is enqueue, except that when the committer is idle it
+// queues nothing and returns claimed: the caller then writes req itself with
+// commitInline, after releasing its writer slot. Requests queued meanwhile
+// wait for it.
+func (s *Store) enqueueOrClaim(req *request) (claimed bool, err error) {
+	if err := s.failure(); err != nil {
+		return false, err
+	}
+	c := &s.com
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return false, ErrClosed
+	}
+	if !c.active && len(c.queue) == 0 {
+		c.active = true
+		return true, nil
+	}
+	c.queue = append(c.queue, req)
+	if len(c.queue) == 1 {
+		c.cond.Signal()
+	}
+	return false, nil
+}
+
+// commitInline writes a request claimed by enqueueOrClaim on the caller's
+// goroutine, answers it on its done channel, and hands whatever queued
+// meanwhile to the committer goroutine.
+func (s *Store) commitInline(req *request) {
+	group := [1]*request{req}
+	s.writeGroup(group[:], len(req.writes), nil)
+	c := &s.com
+	c.mu.Lock()
+	c.active = false
+	if len(c.queue) > 0 || c.closing {
+		c.cond.Signal()
+	}
+	c.mu.Unlock()
+}
+
 func (s *Store) failure() error {
 	if e := s.failed.Load(); e != nil {
 		return *e
@@ -116,9 +164,13 @@ func (s *Store) runCommitter() {
 	defer close(c.done)
 	var group []*request
 	var writes []Write
+	wrote := false
 	for {
 		c.mu.Lock()
-		for len(c.queue) == 0 && !c.closing {
+		if wrote {
+			c.active, wrote = false, false
+		}
+		for c.active || len(c.queue) == 0 && !c.closing {
 			c.cond.Wait()
 		}
 		if len(c.queue) == 0 {
@@ -147,41 +199,54 @@ func (s *Store) runCommitter() {
 		rest := copy(c.queue, c.queue[n:])
 		clear(c.queue[rest:])
 		c.queue = c.queue[:rest]
+		c.active, wrote = true, true
 		c.mu.Unlock()
+		writes = s.writeGroup(group, ne, writes)
+	}
+}
 
-		err := s.failure()
-		if err == nil {
-			if len(group) == 1 && group[0].drop != nil {
-				if e := s.dur.DropPrefix(group[0].drop); e != nil {
-					err = fmt.Errorf("drop prefix: %w", e)
-				}
-			} else if ne > 0 {
-				writes = writes[:0]
+// writeGroup writes a group of requests (ne writes in all) in one durable
+// commit, or runs its prefix drop, then publishes and answers each request.
+// buf is reused to gather the writes of several requests; it is returned
+// for the next group.
+func (s *Store) writeGroup(group []*request, ne int, buf []Write) []Write {
+	err := s.failure()
+	if err == nil {
+		if len(group) == 1 && group[0].drop != nil {
+			if e := s.dur.DropPrefix(group[0].drop); e != nil {
+				err = fmt.Errorf("drop prefix: %w", e)
+			}
+		} else if ne > 0 {
+			writes := group[0].writes
+			if len(group) > 1 {
+				buf = buf[:0]
 				for _, r := range group {
-					writes = append(writes, r.writes...)
+					buf = append(buf, r.writes...)
 				}
-				if e := s.dur.Commit(writes); e != nil {
-					err = fmt.Errorf("%w: %w", ErrDatabaseFailed, e)
-					s.log.Error("durable commit failed; the store refuses all further writes", "err", e, "transactions", len(group))
-					s.failed.CompareAndSwap(nil, &err)
-				}
-				clear(writes)
+				writes = buf
 			}
-		}
-		for i, r := range group {
-			if err == nil {
-				if r.v != nil {
-					r.db.durable.Store(r.v)
-				}
-				if r.hasCommit {
-					r.db.notify(r.commit, r.v)
-				}
-				if r.after != nil {
-					r.after()
-				}
+			if e := s.dur.Commit(writes); e != nil {
+				err = fmt.Errorf("%w: %w", ErrDatabaseFailed, e)
+				s.log.Error("durable commit failed; the store refuses all further writes", "err", e, "transactions", len(group))
+				s.failed.CompareAndSwap(nil, &err)
 			}
-			r.done <- err
-			group[i] = nil
+			clear(buf)
 		}
 	}
+	for i, r := range group {
+		if err == nil {
+			if r.v != nil {
+				r.db.durable.Store(r.v)
+			}
+			if r.hasCommit {
+				r.db.notify(r.commit, r.v)
+			}
+			if r.after != nil {
+				r.after()
+			}
+		}
+		r.done <- err
+		group[i] = nil
+	}
+	return buf
 }

@@ -11,8 +11,9 @@ import (
 
 // Tx is a read-write transaction. It holds the database's single writer
 // slot from Begin until Commit or Rollback, and is not safe for concurrent
-// use. Rows passed in are copied; rows returned are shared and must not be
-// modified.
+// use. Rows passed in are copied, and keys are only read during the call
+// (callers may pass views of memory they reuse afterwards); rows returned
+// are shared and must not be modified.
 type Tx struct {
 	db      *Database
 	base    *version
@@ -471,7 +472,9 @@ type TableDelta struct {
 // Once queued, the outcome no longer depends on the caller: when ctx ends
 // first, Commit stops waiting and returns ErrCommitUnconfirmed (wrapping
 // ctx's error), but the transaction is not undone and may still become
-// durable.
+// durable. A transaction that finds the committer idle is not queued: it is
+// written on the caller's goroutine (saving two goroutine wake-ups), and
+// Commit returns when that write ends, whatever ctx does meanwhile.
 func (tx *Tx) Commit(ctx context.Context) (Commit, error) {
 	if tx.done {
 		return Commit{}, ErrTxDone
@@ -586,13 +589,19 @@ func (tx *Tx) Commit(ctx context.Context) (Commit, error) {
 	c := Commit{Offset: off, Delta: delta}
 	req := s.newRequest(db)
 	req.writes, req.bytes, req.v, req.commit, req.hasCommit = writes, nbytes, next, c, true
-	if err := s.enqueue(req); err != nil {
+	claimed, err := s.enqueueOrClaim(req)
+	if err != nil {
 		s.putRequest(req)
 		db.release()
 		return Commit{}, err
 	}
 	db.latest = next
 	db.release()
+	if claimed {
+		// The committer was idle: write here rather than wake it and wait
+		// for it. The answer is then already in req.done.
+		s.commitInline(req)
+	}
 	if err := db.await(ctx, req, off); err != nil {
 		return Commit{}, err
 	}
