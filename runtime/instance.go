@@ -32,6 +32,10 @@ type instance struct {
 	// fuel and depth are the metering's globals (package fuel); nil when
 	// the module is not metered (benchmarks) or has no depth counter.
 	fuel, depth api.MutableGlobal
+	// meter hands the call's energy to the guest a slice at a time
+	// (options.go, WithEnergySlice): fuel holds the slice, the meter the
+	// rest.
+	meter fuel.Meter
 	// memLimit is this instance's memory limit in pages; mem is its memory,
 	// which refuses to grow past it.
 	memLimit uint32
@@ -57,7 +61,7 @@ type instance struct {
 // runs _initialize.
 func (m *Module) newInstance(ctx context.Context, db *Database) (*instance, error) {
 	r := m.rt
-	inst := &instance{mod: m, rng: rand.NewChaCha8([32]byte{}), memLimit: r.cfg.memoryPages}
+	inst := &instance{mod: m, rng: rand.NewChaCha8([32]byte{}), memLimit: r.cfg.memoryPages, meter: fuel.Meter{Slice: r.cfg.energySlice}}
 	inst.call.Limits = r.cfg.limits
 	if db != nil {
 		inst.call.DB = db.st
@@ -105,6 +109,7 @@ func (m *Module) newInstance(ctx context.Context, db *Database) (*instance, erro
 		if m.depth {
 			inst.depth = wm.ExportedGlobal(fuel.DepthGlobal).(api.MutableGlobal)
 		}
+		r.meters.m.Store(wm, inst)
 	}
 	if m.hasInitialize {
 		sctx, cancel := context.WithTimeout(ctx, r.cfg.setupTimeout)
@@ -114,7 +119,7 @@ func (m *Module) newInstance(ctx context.Context, db *Database) (*instance, erro
 		_, err := wm.ExportedFunction(abi.ExportInitialize).Call(hostfuncs.WithCall(sctx, &inst.call))
 		inst.endCall()
 		if err != nil {
-			wm.Close(ctx)
+			inst.close(ctx)
 			if sctx.Err() != nil {
 				return nil, fmt.Errorf("%w: _initialize ran past %s and was stopped: %w: %w", ErrInvalidModule, r.cfg.setupTimeout, ErrDeadline, context.DeadlineExceeded)
 			}
@@ -132,7 +137,7 @@ const pageSize = 65536
 // setBudget sets the fuel and call depth of the next call.
 func (inst *instance) setBudget(energy int64, depth uint32) {
 	if inst.fuel != nil {
-		inst.fuel.Set(uint64(energy))
+		inst.fuel.Set(uint64(inst.meter.Start(energy)))
 	}
 	if inst.depth != nil {
 		inst.depth.Set(uint64(depth))
@@ -144,12 +149,13 @@ func (inst *instance) setBudget(energy int64, depth uint32) {
 
 // used returns the energy spent since setBudget(budget), and whether the
 // call overspent (the fuel went below zero: a fuel trap, or a return from
-// the last unchecked segments with less than nothing left).
+// the last unchecked segments with less than nothing left). The fuel left
+// is the global plus the meter's reserve.
 func (inst *instance) used(budget int64) (uint64, bool) {
 	if inst.fuel == nil {
 		return 0, false
 	}
-	left := int64(inst.fuel.Get())
+	left := inst.meter.Left(int64(inst.fuel.Get()))
 	if left < 0 {
 		return uint64(budget), true
 	}
@@ -199,7 +205,10 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 
 func (m *linearMemory) Free() { m.buf = nil }
 
-func (inst *instance) close(ctx context.Context) { inst.wm.Close(ctx) }
+func (inst *instance) close(ctx context.Context) {
+	inst.mod.rt.meters.m.Delete(inst.wm)
+	inst.wm.Close(ctx)
+}
 
 // beginCall prepares the per-call state; the caller fills in the rest of
 // inst.call (transaction, caller, claims).

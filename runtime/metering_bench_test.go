@@ -21,7 +21,10 @@ const computeGuest = "runtime/testdata/computeguest"
 //   - fuel: metered, no call depth counter;
 //   - metered: the default (fuel and the call depth counter);
 //   - closeondone: unmetered, wazero's WithCloseOnContextDone (the
-//     previous way of stopping a runaway).
+//     previous way of stopping a runaway);
+//   - whole: metered, the whole budget at once (no refuel calls, as
+//     before slices);
+//   - slice1k: metered in slices of 1,000 units, to price a refuel call.
 var meteringModes = []struct {
 	name string
 	opt  Option
@@ -30,6 +33,8 @@ var meteringModes = []struct {
 	{"fuel", func(c *config) { c.maxCallDepth = 0 }},
 	{"metered", func(c *config) {}},
 	{"closeondone", func(c *config) { c.noMetering, c.closeOnDone = true, true }},
+	{"whole", WithEnergySlice(1 << 62)},
+	{"slice1k", WithEnergySlice(1000)},
 }
 
 // BenchmarkMetering runs a compute-heavy Go reducer under each mode: work
@@ -70,7 +75,7 @@ func BenchmarkMetering(b *testing.B) {
 // the guest costs about a second.
 var meteringRuntimes = map[string]*Runtime{}
 
-func meteringDatabase(b *testing.B, wasm []byte, opt Option) *Database {
+func meteringDatabase(b testing.TB, wasm []byte, opt Option) *Database {
 	ctx := context.Background()
 	key := fmt.Sprintf("%p", opt)
 	rt, ok := meteringRuntimes[key]

@@ -35,6 +35,13 @@ const (
 	// of its instruction: a host call costs 40 ns to a few µs, a few hundred
 	// instructions of guest code.
 	DefaultHostCallEnergy = 200
+	// DefaultEnergySlice is how much of a call's energy the guest gets at a
+	// time: when a slice runs out, the guest calls the host for the next
+	// (package fuel, Meter), and that host call is where a Go
+	// stop-the-world waiting on the guest can proceed. 500k units measured
+	// at most ~0.7 ms of the slowest guest code per unit and a refuel
+	// overhead under 0.1% (BENCHMARKS.md, "Slices and safepoints").
+	DefaultEnergySlice = 500_000
 	// DefaultCompileTimeout bounds compiling one module (a Go guest takes
 	// about 0.6 s of CPU).
 	DefaultCompileTimeout = time.Minute
@@ -66,6 +73,7 @@ type config struct {
 	energy         int64
 	setupEnergy    int64
 	hostCallEnergy int64
+	energySlice    int64
 	maxCallDepth   uint32
 	compileTimeout time.Duration
 	maxIdleModules int
@@ -90,6 +98,7 @@ func defaultConfig() config {
 		energy:         DefaultEnergyBudget,
 		setupEnergy:    DefaultSetupEnergy,
 		hostCallEnergy: DefaultHostCallEnergy,
+		energySlice:    DefaultEnergySlice,
 		maxCallDepth:   DefaultMaxCallDepth,
 		compileTimeout: DefaultCompileTimeout,
 		maxIdleModules: DefaultMaxIdleModules,
@@ -151,6 +160,20 @@ func WithHostCallEnergy(units int64) Option {
 	return func(c *config) {
 		if units > 0 {
 			c.hostCallEnergy = units
+		}
+	}
+}
+
+// WithEnergySlice sets how many units of a call's energy the guest gets at
+// a time (0 or less keeps the default). Guest code compiled to machine
+// code cannot be preempted by Go, so every garbage collection's
+// stop-the-world waits for the running guest to reach a host call: the
+// next slice is one. Smaller slices shorten that wait, larger ones make
+// fewer host calls; neither changes the energy a call uses.
+func WithEnergySlice(units int64) Option {
+	return func(c *config) {
+		if units > 0 {
+			c.energySlice = units
 		}
 	}
 }

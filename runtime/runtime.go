@@ -27,6 +27,8 @@ type Runtime struct {
 	cfg   config
 	wz    wazero.Runtime
 	cache wazero.CompilationCache
+	// meters finds an instance's fuel meter for the refuel import.
+	meters *meters
 
 	mu      sync.Mutex
 	modules map[[32]byte]*moduleEntry
@@ -88,7 +90,12 @@ func New(ctx context.Context, opts ...Option) (*Runtime, error) {
 		wz.Close(ctx)
 		return nil, fmt.Errorf("runtime: host functions: %w", err)
 	}
-	return &Runtime{cfg: cfg, wz: wz, cache: cache, modules: map[[32]byte]*moduleEntry{}}, nil
+	ms := &meters{}
+	if err := instantiateMeter(ctx, wz, ms); err != nil {
+		wz.Close(ctx)
+		return nil, fmt.Errorf("runtime: fuel meter: %w", err)
+	}
+	return &Runtime{cfg: cfg, wz: wz, cache: cache, meters: ms, modules: map[[32]byte]*moduleEntry{}}, nil
 }
 
 // Close stops every instance and releases compiled code. Calls in flight fail.
@@ -273,6 +280,7 @@ func (r *Runtime) prepare(wasm []byte) (*fuel.Result, error) {
 		InitialFuel:  r.cfg.setupEnergy,
 		MaxCallDepth: r.cfg.maxCallDepth,
 		HostCallCost: r.cfg.hostCallEnergy,
+		Refuel:       true,
 		Limits:       r.cfg.moduleLimits,
 	})
 	switch {

@@ -162,7 +162,12 @@ func (f *fn) flush() {
 		if f.maxDepth {
 			o = append(o, opGlobalGet)
 			o = appendU32(o, f.depthG)
-			o = append(o, opI32Eqz, opIf, 0x40, opUnreachable, opEnd, opGlobalGet)
+			// The fuel is written back before the depth trap, so the energy
+			// it reports includes the entry's charge whether or not that
+			// charge called refuel (which writes it back).
+			o = append(o, opI32Eqz, opIf, 0x40)
+			o = f.store(o)
+			o = append(o, opUnreachable, opEnd, opGlobalGet)
 			o = appendU32(o, f.depthG)
 			o = append(o, opI32Const, 1, opI32Sub, opGlobalSet)
 			o = appendU32(o, f.depthG)
@@ -195,10 +200,31 @@ func (f *fn) check(o []byte, cost int64) []byte {
 	o = appendS64(o, cost)
 	o = append(o, opI64Sub, opLocalTee)
 	o = appendU32(o, f.fuelL)
+	return f.underflow(o)
+}
+
+// underflow follows a charge that left the fuel local on the stack as an
+// i64.lt_s operand pair: when the fuel is below zero, it is written back
+// and the function traps, or, with Config.Refuel, the host is asked for the
+// next slice first (it sets the global; the local is reloaded) and the
+// function traps only if the fuel is still below zero: the call's whole
+// budget is spent. Both branches are off the path a call takes until its
+// slice runs out.
+func (f *fn) underflow(o []byte) []byte {
 	o = append(o, opI64Const, 0, opI64LtS, opIf, 0x40, opLocalGet)
 	o = appendU32(o, f.fuelL)
 	o = append(o, opGlobalSet)
 	o = appendU32(o, f.fuelG)
+	if f.m.refuel {
+		o = append(o, opCall)
+		o = appendU32(o, uint32(f.m.nImpFuncs))
+		o = append(o, opGlobalGet)
+		o = appendU32(o, f.fuelG)
+		o = append(o, opLocalTee)
+		o = appendU32(o, f.fuelL)
+		o = append(o, opI64Const, 0, opI64LtS, opIf, 0x40, opUnreachable, opEnd)
+		return append(o, opEnd)
+	}
 	return append(o, opUnreachable, opEnd)
 }
 
@@ -231,11 +257,7 @@ func (f *fn) chargeLength(o []byte, shr, shl byte) []byte {
 	}
 	o = append(o, opI64Sub, opLocalTee)
 	o = appendU32(o, f.fuelL)
-	o = append(o, opI64Const, 0, opI64LtS, opIf, 0x40, opLocalGet)
-	o = appendU32(o, f.fuelL)
-	o = append(o, opGlobalSet)
-	o = appendU32(o, f.fuelG)
-	return append(o, opUnreachable, opEnd)
+	return f.underflow(o)
 }
 
 // store writes the fuel local back to the global.
@@ -337,6 +359,9 @@ func (f *fn) code(r *reader) error {
 		// next is the header of the segment that follows it, if it ends one.
 		var before, after bool
 		next := header(255)
+		// fref: the instruction's function index, which is written
+		// renumbered rather than copied (Config.Refuel).
+		fref, hasFref := uint32(0), false
 		switch op {
 		case opUnreachable:
 			next = hdrDead
@@ -392,7 +417,9 @@ func (f *fn) code(r *reader) error {
 			next = hdrDead
 		case opCall:
 			var idx uint32
-			if idx, err = f.funcIdx(r); err == nil && int(idx) >= f.m.nImpFuncs {
+			idx, err = f.funcIdx(r)
+			fref, hasFref = idx, true
+			if err == nil && int(idx) >= f.m.nImpFuncs {
 				before, after = true, true
 			} else if err == nil {
 				// Host functions neither read nor spend the global; their
@@ -408,7 +435,8 @@ func (f *fn) code(r *reader) error {
 			_, err = r.u32()
 			before, after = true, true
 		case opReturnCall:
-			_, err = f.funcIdx(r)
+			fref, err = f.funcIdx(r)
+			hasFref = true
 			before = true
 			next = hdrDead
 		case opReturnCallIn:
@@ -463,7 +491,8 @@ func (f *fn) code(r *reader) error {
 		case 0xd0: // ref.null
 			_, err = r.sleb(33)
 		case 0xd2: // ref.func
-			_, err = f.funcIdx(r)
+			fref, err = f.funcIdx(r)
+			hasFref = true
 		case 0xfc:
 			var sub uint32
 			if sub, err = f.prefixFC(r); err == nil {
@@ -502,7 +531,12 @@ func (f *fn) code(r *reader) error {
 				f.seg = f.store(f.seg)
 			}
 		}
-		f.seg = append(f.seg, r.b[start:r.off]...)
+		if hasFref && f.m.refuel {
+			f.seg = append(f.seg, op)
+			f.seg = appendU32(f.seg, f.m.fidx(fref))
+		} else {
+			f.seg = append(f.seg, r.b[start:r.off]...)
+		}
 		f.cnt++
 		if after {
 			f.seg = f.reload(f.seg)

@@ -12,6 +12,16 @@ const (
 	DepthGlobal = "__depth"
 )
 
+// The host function the rewrite imports when [Config.Refuel] is set: a
+// check site that finds the fuel below zero calls it (type [] -> []) with
+// the fuel written back to [FuelGlobal], and reads the global again after
+// it returns; the host refills the global from the call's reserve
+// ([Meter.Refuel]). Modules may not import from MeterModule themselves.
+const (
+	MeterModule = "spacetime_meter"
+	RefuelFunc  = "refuel"
+)
+
 // Sentinel errors; test with errors.Is.
 var (
 	// ErrMalformed: the binary is not a well-formed module.
@@ -89,7 +99,13 @@ type Config struct {
 	// nanoseconds to microseconds, hundreds of guest instructions, and a
 	// loop of host calls must not buy that time at one unit a call.
 	HostCallCost int64
-	Limits       Limits
+	// Refuel makes check sites call the host ([MeterModule].[RefuelFunc])
+	// when the fuel runs out instead of trapping at once, so that the host
+	// can hand a call its budget in slices (see [Meter]) and a long call
+	// returns to Go at every slice. The import shifts every defined
+	// function's index by one; every index is renumbered.
+	Refuel bool
+	Limits Limits
 }
 
 // Result is an instrumented module.
@@ -106,6 +122,9 @@ type Result struct {
 	DataBytes int
 	// Depth says whether __depth was added.
 	Depth bool
+	// Refuel says whether the module imports [MeterModule].[RefuelFunc]
+	// (Config.Refuel, and the module defines a function).
+	Refuel bool
 }
 
 const (
@@ -160,6 +179,18 @@ type module struct {
 	// wrapping bodies of functions with several results.
 	extraTypes [][]byte
 	blockTypes map[string]uint32
+	// refuel: the module imports the refuel function, at function index
+	// nImpFuncs; every original index at or above it is shifted by one.
+	refuel    bool
+	refuelTyp uint32
+}
+
+// fidx returns the rewritten index of the original function idx.
+func (m *module) fidx(idx uint32) uint32 {
+	if m.refuel && idx >= uint32(m.nImpFuncs) {
+		return idx + 1
+	}
+	return idx
 }
 
 func malformed(format string, args ...any) error {
@@ -182,7 +213,7 @@ func Instrument(wasm []byte, cfg Config) (*Result, error) {
 	}
 	return &Result{
 		Wasm: out, Functions: len(m.funcTypes), MemoryMinPages: m.memMin, HasMemory: m.hasMemory,
-		DataBytes: m.dataBytes, Depth: cfg.MaxCallDepth > 0,
+		DataBytes: m.dataBytes, Depth: cfg.MaxCallDepth > 0, Refuel: m.refuel,
 	}, nil
 }
 
@@ -406,8 +437,13 @@ func (m *module) decodeImports(r *reader) error {
 		return err
 	}
 	for i := uint32(0); i < n; i++ {
-		if err := r.name(); err != nil {
+		mod, err := r.str()
+		if err != nil {
 			return err
+		}
+		if mod == MeterModule {
+			// It would hand out the call's reserve on demand.
+			return fmt.Errorf("%w: import %d is from %q, a module the host reserves", ErrUnsupported, i, mod)
 		}
 		if err := r.name(); err != nil {
 			return err
@@ -701,11 +737,18 @@ func (m *module) decodeData(r *reader) error {
 }
 
 // encode writes the module back with the globals, exports and bodies the
-// rewrite adds, inserting the global and export sections where they belong
-// if the original has none.
+// rewrite adds, inserting the import, global and export sections where they
+// belong if the original has none, and renumbering function indexes when
+// the refuel function is imported.
 func (m *module) encode() ([]byte, error) {
 	fuelIdx := m.nGlobals
 	depthIdx := m.nGlobals + 1
+	// Only a module that defines functions has check sites (and then it
+	// has a type section to take the import's type from).
+	if m.cfg.Refuel && len(m.funcTypes) > m.nImpFuncs {
+		m.refuel = true
+		m.refuelTyp = m.funcType(nil)
+	}
 	// Code first: it may add block types to the type section.
 	var code []byte
 	for _, s := range m.sections {
@@ -718,13 +761,17 @@ func (m *module) encode() ([]byte, error) {
 	}
 	out := make([]byte, 0, len(code)+1024)
 	out = append(out, "\x00asm\x01\x00\x00\x00"...)
-	wroteGlobal, wroteExport := false, false
+	wroteImport, wroteGlobal, wroteExport := !m.refuel, false, false
 	emit := func(id byte, body []byte) {
 		out = append(out, id)
 		out = appendU32(out, uint32(len(body)))
 		out = append(out, body...)
 	}
 	flushBefore := func(rk int) {
+		if !wroteImport && rk > rank[secImport] {
+			wroteImport = true
+			emit(secImport, m.imports(nil))
+		}
 		if !wroteGlobal && rk > rank[secGlobal] {
 			wroteGlobal = true
 			emit(secGlobal, m.globals(nil))
@@ -741,6 +788,13 @@ func (m *module) encode() ([]byte, error) {
 		switch s.id {
 		case secType:
 			emit(secType, m.typesBody(s.body))
+		case secImport:
+			wroteImport = true
+			if m.refuel {
+				emit(secImport, m.imports(s.body))
+			} else {
+				emit(secImport, s.body)
+			}
 		case secGlobal:
 			wroteGlobal = true
 			emit(secGlobal, m.globals(s.body))
@@ -751,6 +805,21 @@ func (m *module) encode() ([]byte, error) {
 			emit(secCode, code)
 		case secTable:
 			emit(secTable, m.tableSec)
+		case secStart:
+			if m.refuel {
+				idx, _ := (&reader{b: s.body}).u32()
+				emit(secStart, appendU32(nil, m.fidx(idx)))
+			} else {
+				emit(secStart, s.body)
+			}
+		case secElement:
+			emit(secElement, m.renumberElements(s.body))
+		case secData:
+			emit(secData, m.renumberData(s.body))
+		case secCustom:
+			if body, keep := m.renumberCustom(s.body); keep {
+				emit(secCustom, body)
+			}
 		default:
 			emit(s.id, s.body)
 		}
@@ -760,6 +829,40 @@ func (m *module) encode() ([]byte, error) {
 		return nil, malformed("functions without a type section")
 	}
 	return out, nil
+}
+
+// funcType returns the index of the type [] -> results, appending it to
+// the type section if the module has none.
+func (m *module) funcType(results []byte) uint32 {
+	key := string(results)
+	idx, ok := m.blockTypes[key]
+	if !ok {
+		for i, t := range m.types {
+			if t.params == 0 && string(t.results) == key {
+				idx, ok = uint32(i), true
+				break
+			}
+		}
+		if !ok {
+			idx = uint32(len(m.types) + len(m.extraTypes))
+			m.extraTypes = append(m.extraTypes, results)
+		}
+		m.blockTypes[key] = idx
+	}
+	return idx
+}
+
+// imports appends the refuel import after every original import, so that
+// it takes function index nImpFuncs.
+func (m *module) imports(body []byte) []byte {
+	var e []byte
+	e = appendU32(e, uint32(len(MeterModule)))
+	e = append(e, MeterModule...)
+	e = appendU32(e, uint32(len(RefuelFunc)))
+	e = append(e, RefuelFunc...)
+	e = append(e, 0)
+	e = appendU32(e, m.refuelTyp)
+	return rewriteVec(body, 1, e)
 }
 
 // rewriteVec returns a vector section body with extra entries appended.
@@ -790,6 +893,16 @@ func (m *module) typesBody(body []byte) []byte {
 }
 
 func (m *module) globals(body []byte) []byte {
+	if m.refuel && body != nil {
+		r := &reader{b: body}
+		n, _ := r.u32() // decoded before: none of these reads can fail
+		o := appendU32(nil, n)
+		for i := uint32(0); i < n; i++ {
+			vt, _ := r.bytes(2)
+			o = m.copyConstExpr(r, append(o, vt...))
+		}
+		body = o
+	}
 	e := []byte{0x7e, 1, 0x42}
 	e = appendS64(e, m.cfg.InitialFuel)
 	e = append(e, 0x0b)
@@ -804,6 +917,23 @@ func (m *module) globals(body []byte) []byte {
 }
 
 func (m *module) exports(body []byte, fuelIdx, depthIdx uint32) []byte {
+	if m.refuel && body != nil {
+		r := &reader{b: body}
+		n, _ := r.u32() // decoded before: none of these reads can fail
+		o := appendU32(nil, n)
+		for i := uint32(0); i < n; i++ {
+			start := r.off
+			r.name()
+			kind, _ := r.u8()
+			o = append(o, r.b[start:r.off]...)
+			idx, _ := r.u32()
+			if kind == 0 {
+				idx = m.fidx(idx)
+			}
+			o = appendU32(o, idx)
+		}
+		body = o
+	}
 	var e []byte
 	e = appendU32(e, uint32(len(FuelGlobal)))
 	e = append(e, FuelGlobal...)
@@ -828,22 +958,7 @@ func (m *module) blockType(results []byte) []byte {
 	case 1:
 		return []byte{results[0]}
 	}
-	key := string(results)
-	idx, ok := m.blockTypes[key]
-	if !ok {
-		for i, t := range m.types {
-			if t.params == 0 && string(t.results) == key {
-				idx, ok = uint32(i), true
-				break
-			}
-		}
-		if !ok {
-			idx = uint32(len(m.types) + len(m.extraTypes))
-			m.extraTypes = append(m.extraTypes, results)
-		}
-		m.blockTypes[key] = idx
-	}
-	return appendS64(nil, int64(idx))
+	return appendS64(nil, int64(m.funcType(results)))
 }
 
 // checkNames reads the name section's function and local names, so that

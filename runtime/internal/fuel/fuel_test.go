@@ -36,6 +36,7 @@ func TestWATBuilds(t *testing.T) {
 		"tailcall.wat":       {"--enable-tail-call"},
 		"invalid_global.wat": {"--no-check"},
 		"invalid_local.wat":  {"--no-check"},
+		"renumber.wat":       {"--enable-tail-call", "--debug-names"},
 	} {
 		out := filepath.Join(t.TempDir(), "out.wasm")
 		args := append(append([]string{}, flags...), filepath.Join("testdata", wat), "-o", out)
@@ -54,6 +55,23 @@ type harness struct {
 	t   testing.TB
 	ctx context.Context
 	rt  wazero.Runtime
+	// meters are the instances' Meters, for the refuel import.
+	meters map[api.Module]*Meter
+}
+
+// instantiateMeter provides the refuel import: the Meter of the calling
+// instance refills its global. An instance without one (not started)
+// keeps its global, so the check traps as without slices.
+func instantiateMeter(ctx context.Context, rt wazero.Runtime, meters map[api.Module]*Meter) error {
+	_, err := rt.NewHostModuleBuilder(MeterModule).
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(_ context.Context, mod api.Module, _ []uint64) {
+		if mt := meters[mod]; mt != nil {
+			g := mod.ExportedGlobal(FuelGlobal).(api.MutableGlobal)
+			g.Set(uint64(mt.Refuel(int64(g.Get()))))
+		}
+	}), nil, nil).Export(RefuelFunc).
+		Instantiate(ctx)
+	return err
 }
 
 func newHarness(t testing.TB, closeOnDone bool) *harness {
@@ -70,7 +88,11 @@ func newHarness(t testing.TB, closeOnDone bool) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{t: t, ctx: ctx, rt: rt}
+	meters := map[api.Module]*Meter{}
+	if err := instantiateMeter(ctx, rt, meters); err != nil {
+		t.Fatal(err)
+	}
+	return &harness{t: t, ctx: ctx, rt: rt, meters: meters}
 }
 
 type metered struct {
@@ -78,6 +100,9 @@ type metered struct {
 	mod api.Module
 	g   api.MutableGlobal
 	d   api.MutableGlobal
+	// meter hands out the budget in slices when the module was
+	// instrumented with Config.Refuel.
+	meter *Meter
 }
 
 func (h *harness) load(wasm []byte, cfg Config) *metered {
@@ -94,15 +119,41 @@ func (h *harness) load(wasm []byte, cfg Config) *metered {
 	if res.Depth {
 		m.d = mod.ExportedGlobal(DepthGlobal).(api.MutableGlobal)
 	}
+	if res.Refuel {
+		m.meter = &Meter{}
+		h.meters[mod] = m.meter
+	}
 	return m
+}
+
+// loadSliced loads wasm instrumented with Config.Refuel, its calls handed
+// their budget slice units at a time.
+func (h *harness) loadSliced(wasm []byte, cfg Config, slice int64) *metered {
+	h.t.Helper()
+	cfg.Refuel = true
+	m := h.load(wasm, cfg)
+	m.meter.Slice = slice
+	return m
+}
+
+// left is the fuel left: the global, plus the reserve when sliced.
+func (m *metered) left() int64 {
+	if m.meter != nil {
+		return m.meter.Left(int64(m.g.Get()))
+	}
+	return int64(m.g.Get())
 }
 
 // call runs fn with budget and returns its results, the energy it used and
 // its error.
 func (m *metered) call(fn string, budget int64, args ...uint64) ([]uint64, int64, error) {
-	m.g.Set(uint64(budget))
+	if m.meter != nil {
+		m.g.Set(uint64(m.meter.Start(budget)))
+	} else {
+		m.g.Set(uint64(budget))
+	}
 	out, err := m.mod.ExportedFunction(fn).Call(m.h.ctx, args...)
-	return out, budget - int64(m.g.Get()), err
+	return out, budget - m.left(), err
 }
 
 func TestEnergyIsExactAndDeterministic(t *testing.T) {

@@ -41,7 +41,7 @@ func FuzzInstrument(f *testing.F) {
 	}
 	ctx := context.Background()
 	const budget = 20_000
-	cfg := Config{InitialFuel: budget, MaxCallDepth: 300}
+	cfg := Config{InitialFuel: budget, MaxCallDepth: 300, Refuel: true}
 	trace := os.Getenv("FUEL_TRACE") // a file each input is written to first: a worker that dies takes its output along
 	f.Fuzz(func(t *testing.T, wasm []byte) {
 		if trace != "" {
@@ -86,7 +86,7 @@ func TestReplayFuzzCache(t *testing.T) {
 			}
 		}()
 		t.Run(filepath.Base(file), func(t *testing.T) {
-			fuzzInstrumentOne(t, context.Background(), []byte(wasm), Config{InitialFuel: 20_000, MaxCallDepth: 300}, 20_000)
+			fuzzInstrumentOne(t, context.Background(), []byte(wasm), Config{InitialFuel: 20_000, MaxCallDepth: 300, Refuel: true}, 20_000)
 		})
 		close(done)
 		if el := time.Since(start); el > time.Second {
@@ -109,6 +109,10 @@ func fuzzInstrumentOne(t *testing.T, ctx context.Context, wasm []byte, cfg Confi
 			NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(_ context.Context, _ api.Module, s []uint64) { s[0] = 1 }),
 			[]api.ValueType{api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}).Export("host").
 			Instantiate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		meters := map[api.Module]*Meter{}
+		if err := instantiateMeter(ctx, rt, meters); err != nil {
 			t.Fatal(err)
 		}
 		res, err := Instrument(wasm, cfg)
@@ -146,12 +150,16 @@ func fuzzInstrumentOne(t *testing.T, ctx context.Context, wasm []byte, cfg Confi
 			for i := range args {
 				args[i] = uint64(i + 3)
 			}
-			checkCall(t, ctx, rt, orig, rew, name, args, budget, len(wasm))
+			checkCall(t, ctx, rt, meters, orig, rew, name, args, budget, len(wasm))
 		}
 	}
 }
 
-func checkCall(t *testing.T, ctx context.Context, rt wazero.Runtime, orig, rew wazero.CompiledModule, name string, args []uint64, budget int64, size int) {
+// fuzzSlice is the slice the fuzz targets hand budgets out in: small, so
+// that calls refuel often.
+const fuzzSlice = 97
+
+func checkCall(t *testing.T, ctx context.Context, rt wazero.Runtime, meters map[api.Module]*Meter, orig, rew wazero.CompiledModule, name string, args []uint64, budget int64, size int) {
 	t.Helper()
 	mcfg := wazero.NewModuleConfig().WithName("").WithStartFunctions()
 	rm, err := rt.InstantiateModule(ctx, rew, mcfg)
@@ -161,14 +169,17 @@ func checkCall(t *testing.T, ctx context.Context, rt wazero.Runtime, orig, rew w
 	defer rm.Close(ctx)
 	g := rm.ExportedGlobal(FuelGlobal).(api.MutableGlobal)
 	d := rm.ExportedGlobal(DepthGlobal).(api.MutableGlobal)
-	g.Set(uint64(budget))
+	meter := &Meter{Slice: fuzzSlice}
+	meters[rm] = meter
+	defer delete(meters, rm)
+	g.Set(uint64(meter.Start(budget)))
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	out, err := rm.ExportedFunction(name).Call(cctx, args...)
 	if cctx.Err() != nil {
 		t.Fatalf("%s ran on a budget of %d until the deadline: the metering did not stop it", name, budget)
 	}
-	left := int64(g.Get())
+	left := meter.Left(int64(g.Get()))
 	fuelTrap := left < 0
 	if fuelTrap && err == nil {
 		// Overspent in its last segments: allowed (the host counts it out of

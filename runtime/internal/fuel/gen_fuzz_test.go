@@ -223,12 +223,17 @@ func FuzzMeteredPrograms(f *testing.F) {
 			Instantiate(ctx); err != nil {
 			t.Fatal(err)
 		}
+		meters := map[api.Module]*Meter{}
+		if err := instantiateMeter(ctx, rt, meters); err != nil {
+			t.Fatal(err)
+		}
 		orig, err := rt.CompileModule(ctx, wasm)
 		if err != nil {
 			t.Fatalf("the generator made an invalid module: %v", err)
 		}
 		const budget = 50_000
-		res, err := Instrument(wasm, Config{InitialFuel: budget, MaxCallDepth: 100, HostCallCost: 3})
+		cfg := Config{InitialFuel: budget, MaxCallDepth: 100, HostCallCost: 3}
+		res, err := Instrument(wasm, cfg)
 		if err != nil {
 			t.Fatalf("Instrument: %v", err)
 		}
@@ -236,6 +241,17 @@ func FuzzMeteredPrograms(f *testing.F) {
 		if err != nil {
 			t.Fatalf("the rewritten module is invalid: %v", err)
 		}
+		// The same, handed its budget in slices of 1 to 64 units.
+		cfg.Refuel = true
+		sliced, err := Instrument(wasm, cfg)
+		if err != nil {
+			t.Fatalf("Instrument with Refuel: %v", err)
+		}
+		rewSliced, err := rt.CompileModule(ctx, sliced.Wasm)
+		if err != nil {
+			t.Fatalf("the rewritten module with the refuel import is invalid: %v", err)
+		}
+		slice := 1 + int64(arg%64)
 		for _, fn := range []string{"f0", "f1", "f2"} {
 			run := func(cm wazero.CompiledModule) ([]uint64, error, int64, uint64, bool) {
 				m, err := rt.InstantiateModule(ctx, cm, wazero.NewModuleConfig().WithName(""))
@@ -244,9 +260,16 @@ func FuzzMeteredPrograms(f *testing.F) {
 				}
 				defer m.Close(ctx)
 				var g, d api.MutableGlobal
+				var mt *Meter
 				if x := m.ExportedGlobal(FuelGlobal); x != nil {
 					g, d = x.(api.MutableGlobal), m.ExportedGlobal(DepthGlobal).(api.MutableGlobal)
 					g.Set(budget)
+					if cm == rewSliced {
+						mt = &Meter{Slice: slice}
+						meters[m] = mt
+						defer delete(meters, m)
+						g.Set(uint64(mt.Start(budget)))
+					}
 				}
 				cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 				defer cancel()
@@ -254,9 +277,19 @@ func FuzzMeteredPrograms(f *testing.F) {
 				if g == nil {
 					return out, err, 0, 0, cctx.Err() != nil
 				}
+				if mt != nil {
+					return out, err, mt.Left(int64(g.Get())), d.Get(), cctx.Err() != nil
+				}
 				return out, err, int64(g.Get()), d.Get(), cctx.Err() != nil
 			}
 			out, err, left, depth, timedOut := run(rew)
+			// Slices change nothing a call returns, spends or leaves.
+			sout, serr, sleft, sdepth, stimedOut := run(rewSliced)
+			if stimedOut || (serr == nil) != (err == nil) || (err != nil && firstLine(serr) != firstLine(err)) ||
+				sleft != left || sdepth != depth || !slices.Equal(sout, out) {
+				t.Fatalf("%s: in slices of %d: %v %v, left %d, depth %d; whole: %v %v, left %d, depth %d",
+					fn, slice, sout, serr, sleft, sdepth, out, err, left, depth)
+			}
 			if timedOut {
 				t.Fatalf("%s ran on a budget of %d until the deadline", fn, budget)
 			}

@@ -48,7 +48,7 @@ func TestMutations(t *testing.T) {
 			}
 		}
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
-			fuzzInstrumentOne(t, context.Background(), b, Config{InitialFuel: 20_000, MaxCallDepth: 300}, 20_000)
+			fuzzInstrumentOne(t, context.Background(), b, Config{InitialFuel: 20_000, MaxCallDepth: 300, Refuel: true}, 20_000)
 		})
 		if t.Failed() {
 			t.Fatalf("mutation %d: %x", i, b)
