@@ -49,27 +49,91 @@ type LogBuffer struct {
 	changed chan struct{}
 	closed  bool
 	now     func() time.Time
+
+	// The per-minute budget, a token bucket of bytes: perMinute is both
+	// its size and what it regains in a minute.
+	perMinute    int
+	tokens       float64
+	refilled     time.Time
+	droppedLines uint64
+	droppedBytes uint64
 }
+
+// DefaultLogBytesPerMinute is a database's module log budget: the bytes of
+// messages it may log per minute, in bursts of up to as much. A call's own
+// budget (hostfuncs.Limits.MaxLogBytes, 64 KiB) bounds one call; this one
+// bounds a database calling many times, so that its lines cannot flush the
+// ring within seconds or keep its followers (logs -f) busy.
+const DefaultLogBytesPerMinute = 4 << 20
 
 // NewLogBuffer returns a buffer keeping the last n lines.
 func NewLogBuffer(n int) *LogBuffer {
 	if n <= 0 {
 		n = DefaultLogLines
 	}
-	return &LogBuffer{ring: make([]LogLine, n), next: 1, changed: make(chan struct{}), now: time.Now}
+	b := &LogBuffer{ring: make([]LogLine, n), next: 1, changed: make(chan struct{}), now: time.Now}
+	b.SetBytesPerMinute(DefaultLogBytesPerMinute)
+	return b
+}
+
+// SetBytesPerMinute sets the buffer's budget (DefaultLogBytesPerMinute;
+// 0 or less keeps it): lines past it are dropped, and when the budget
+// allows a line again, one line says how many were dropped.
+func (b *LogBuffer) SetBytesPerMinute(n int) {
+	if n <= 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.perMinute, b.tokens, b.refilled = n, float64(n), b.now()
 }
 
 // ModuleLog appends a line; it implements hostfuncs.LogSink.
 func (b *LogBuffer) ModuleLog(level uint32, reducer string, caller abi.Identity, msg string) {
 	msg = truncateLogLine(msg)
 	b.mu.Lock()
-	line := LogLine{Seq: b.next, Time: b.now(), Level: LevelName(level), Reducer: reducer, Caller: caller, Message: msg}
-	b.ring[b.next%uint64(len(b.ring))] = line
-	b.next++
+	now := b.now()
+	if b.perMinute > 0 {
+		if el := now.Sub(b.refilled); el > 0 {
+			b.tokens = min(float64(b.perMinute), b.tokens+el.Minutes()*float64(b.perMinute))
+		}
+		b.refilled = now
+		if float64(len(msg)) > b.tokens {
+			b.droppedLines++
+			b.droppedBytes += uint64(len(msg))
+			b.mu.Unlock()
+			return
+		}
+		b.tokens -= float64(len(msg))
+		if b.droppedLines > 0 {
+			// The notice itself is not charged: it is one short line per
+			// burst of drops.
+			b.append(LogLine{Time: now, Level: "warn", Reducer: reducer, Message: fmt.Sprintf(
+				"%d lines (%d bytes) dropped: this database logged more than its %d bytes per minute (runtime.DefaultLogBytesPerMinute; set per database with log_bytes_per_minute under [databases.NAME.limits])",
+				b.droppedLines, b.droppedBytes, b.perMinute)})
+			b.droppedLines, b.droppedBytes = 0, 0
+		}
+	}
+	b.append(LogLine{Time: now, Level: LevelName(level), Reducer: reducer, Caller: caller, Message: msg})
 	ch := b.changed
 	b.changed = make(chan struct{})
 	b.mu.Unlock()
 	close(ch)
+}
+
+// append adds line to the ring with the next Seq; b.mu is held.
+func (b *LogBuffer) append(line LogLine) {
+	line.Seq = b.next
+	b.ring[b.next%uint64(len(b.ring))] = line
+	b.next++
+}
+
+// Dropped reports the lines and bytes dropped over the budget and not yet
+// reported in the log.
+func (b *LogBuffer) Dropped() (lines, bytes uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.droppedLines, b.droppedBytes
 }
 
 // Last returns the last n lines, oldest first.

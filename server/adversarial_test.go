@@ -31,14 +31,18 @@ func adversarialWasm(t testing.TB, file string) []byte {
 	return b
 }
 
-func adversarialServer(t *testing.T) *Server {
-	return newServer(t, WithRuntimeOptions(
+func adversarialRuntimeOptions() []runtime.Option {
+	return []runtime.Option{
 		runtime.WithEnergyBudget(20_000_000),
 		runtime.WithSetupEnergy(50_000_000),
 		runtime.WithMaxCallDepth(10_000),
 		runtime.WithMemoryLimitPages(512), // 32 MiB: room for the Go bystander
 		runtime.WithLimits(hostfuncs.Limits{MaxRowsWritten: 500, MaxLogBytes: 64 << 10, MaxHandles: 64}),
-	))
+	}
+}
+
+func adversarialServer(t *testing.T) *Server {
+	return newServer(t, WithRuntimeOptions(adversarialRuntimeOptions()...))
 }
 
 // tableIDs returns the id column of table T of db, read as the owner.

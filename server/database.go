@@ -40,6 +40,8 @@ type database struct {
 	publishedAt time.Time
 
 	cancelCommits func()
+	// limits are the database's own limits, the server's filled in.
+	limits DatabaseLimits
 
 	connMu sync.Mutex
 	conns  map[abi.ConnectionID]*wsConn
@@ -75,6 +77,11 @@ func (d *database) isOwner(p principal) bool {
 // newDatabase wraps a runtime database and starts what serves it.
 func (s *Server) newDatabase(rdb *runtime.Database, owner abi.Identity, hash string, at time.Time) *database {
 	d := &database{s: s, name: rdb.Name(), rdb: rdb, owner: owner, moduleHash: hash, publishedAt: at, conns: map[abi.ConnectionID]*wsConn{}}
+	d.limits = s.limitsFor(d.name)
+	rdb.Logs().SetBytesPerMinute(d.limits.LogBytesPerMinute)
+	if own, ok := s.cfg.dbLimits[d.name]; ok {
+		s.log.Info("database has its own limits", "database", d.name, "limits", own.String())
+	}
 	name := d.name
 	d.cancelCommits = rdb.Store().OnCommit(func(c store.Commit, _ *store.Snapshot) {
 		s.metrics.commits.WithLabelValues(name).Inc()
@@ -127,8 +134,8 @@ func (d *database) register(c *wsConn) (code int, reason string) {
 	if d.closed {
 		return websocketGoingAway, "database closing"
 	}
-	if len(d.conns) >= d.s.cfg.maxConns {
-		return websocket.CloseTryAgainLater, fmt.Sprintf("too many connections: database %s has its limit of %d open", d.name, d.s.cfg.maxConns)
+	if len(d.conns) >= d.limits.MaxConnections {
+		return websocket.CloseTryAgainLater, fmt.Sprintf("too many connections: database %s has its limit of %d open", d.name, d.limits.MaxConnections)
 	}
 	d.conns[c.id] = c
 	d.connWG.Add(1)
@@ -169,7 +176,7 @@ func (s *Server) reopenDatabases(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		rdb, err := s.rt.OpenDatabase(ctx, s.st, name, mod, runtime.WithDatabaseVerifier(v))
+		rdb, err := s.rt.OpenDatabase(ctx, s.st, name, mod, s.runtimeOptions(name, v)...)
 		if err != nil {
 			s.log.Error("database could not be opened: skipped", "database", name, "error", err)
 			continue
@@ -274,12 +281,12 @@ func (s *Server) publish(ctx context.Context, name string, owner abi.Identity, w
 	if err != nil {
 		return nil, err
 	}
-	rdb, err := s.rt.CreateDatabase(ctx, s.st, name, mod, runtime.WithDatabaseVerifier(v))
+	rdb, err := s.rt.CreateDatabase(ctx, s.st, name, mod, s.runtimeOptions(name, v)...)
 	if errors.Is(err, store.ErrDatabaseExists) {
 		// In the store but not served: its module could not be read back
 		// at start (an interrupted first publish). Serve it with this one.
 		s.log.Warn("publishing to a database that had no readable module: keeping its data", "database", name)
-		rdb, err = s.rt.OpenDatabase(ctx, s.st, name, mod, runtime.WithDatabaseVerifier(v))
+		rdb, err = s.rt.OpenDatabase(ctx, s.st, name, mod, s.runtimeOptions(name, v)...)
 		if errors.Is(err, runtime.ErrSchemaChange) {
 			return nil, fmt.Errorf("%w: %w", errSchemaRefused, err)
 		}

@@ -31,6 +31,13 @@ const (
 	DefaultMaxMalformed = 16
 	// DefaultMaxConnections bounds the WebSockets open on one database.
 	DefaultMaxConnections = 10_000
+	// DefaultMaxConnectionsPerAddress bounds the WebSockets one client
+	// address (an IPv4 address, or an IPv6 /64) holds open across all
+	// databases. Loopback is not counted unless WithLoopbackAddressLimit.
+	DefaultMaxConnectionsPerAddress = 100
+	// DefaultLogBytesPerMinute is each database's module log budget
+	// (runtime.DefaultLogBytesPerMinute).
+	DefaultLogBytesPerMinute = runtime.DefaultLogBytesPerMinute
 	// DefaultCallRate and DefaultCallBurst bound the reducer calls of one
 	// WebSocket connection: a sustained rate per second, and a burst.
 	DefaultCallRate  = 1000
@@ -40,27 +47,31 @@ const (
 )
 
 type config struct {
-	dataDir      string
-	listenAddr   string
-	logger       *slog.Logger
-	authConfig   *auth.Config
-	verifierOpts []auth.Option
-	configFile   string
-	devIssuer    bool
-	rtOpts       []runtime.Option
-	maxModule    int
-	maxCallBody  int64
-	maxQueryBody int64
-	maxMessage   int64
-	sendQueue    int
-	pingInterval time.Duration
-	maxMalformed int
-	operatorTTL  time.Duration
-	sessionTTL   time.Duration
-	maxConns     int
-	callRate     float64
-	callBurst    int
-	version      string
+	dataDir       string
+	listenAddr    string
+	logger        *slog.Logger
+	authConfig    *auth.Config
+	verifierOpts  []auth.Option
+	configFile    string
+	devIssuer     bool
+	rtOpts        []runtime.Option
+	maxModule     int
+	maxCallBody   int64
+	maxQueryBody  int64
+	maxMessage    int64
+	sendQueue     int
+	pingInterval  time.Duration
+	maxMalformed  int
+	operatorTTL   time.Duration
+	sessionTTL    time.Duration
+	maxConns      int
+	maxPerAddr    int
+	limitLoopback bool
+	logPerMinute  int
+	dbLimits      map[string]DatabaseLimits
+	callRate      float64
+	callBurst     int
+	version       string
 }
 
 func defaultConfig() config {
@@ -78,6 +89,8 @@ func defaultConfig() config {
 		maxMalformed: DefaultMaxMalformed,
 		operatorTTL:  DefaultOperatorTokenTTL,
 		maxConns:     DefaultMaxConnections,
+		maxPerAddr:   DefaultMaxConnectionsPerAddress,
+		logPerMinute: DefaultLogBytesPerMinute,
 		callRate:     DefaultCallRate,
 		callBurst:    DefaultCallBurst,
 		version:      "dev",
@@ -173,4 +186,30 @@ func WithMaxConnections(n int) Option { return func(c *config) { c.maxConns = ma
 // saying so; the connection stays open.
 func WithCallRate(perSecond float64, burst int) Option {
 	return func(c *config) { c.callRate, c.callBurst = perSecond, max(burst, 1) }
+}
+
+// WithMaxConnectionsPerAddress bounds the WebSockets one client address (an
+// IPv4 address or an IPv6 /64) may hold open across all databases
+// (DefaultMaxConnectionsPerAddress). Past it, a new connection is refused
+// with 429 Too Many Requests before the upgrade. Loopback clients are not
+// counted (see WithLoopbackAddressLimit): behind a reverse proxy on the same
+// host every client is loopback, and the proxy must limit them.
+func WithMaxConnectionsPerAddress(n int) Option {
+	return func(c *config) { c.maxPerAddr = max(n, 1) }
+}
+
+// WithLoopbackAddressLimit counts loopback clients against
+// WithMaxConnectionsPerAddress too (off by default; tests use it).
+func WithLoopbackAddressLimit(on bool) Option { return func(c *config) { c.limitLoopback = on } }
+
+// WithLogBytesPerMinute sets each database's module log budget
+// (DefaultLogBytesPerMinute): lines past it are dropped, and one line says
+// how many were when the budget allows logging again. A config file's
+// [databases.NAME.limits] log_bytes_per_minute overrides it per database.
+func WithLogBytesPerMinute(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.logPerMinute = n
+		}
+	}
 }

@@ -29,6 +29,8 @@ type Server struct {
 	verifiers *auth.Verifiers
 	metrics   *metrics
 	handler   http.Handler
+	// addrs counts the WebSockets of each client address.
+	addrs addrConns
 	// slowDrops counts clients disconnected for being too slow (tests).
 	slowDrops atomic.Int64
 
@@ -79,6 +81,16 @@ func New(ctx context.Context, opts ...Option) (*Server, error) {
 	}
 	if authCfg == nil {
 		authCfg = &auth.Config{DevIssuer: true}
+	}
+	if cfg.configFile != "" {
+		fromFile, err := loadDatabaseLimits(cfg.configFile)
+		if err != nil {
+			return nil, fmt.Errorf("server: reading the config file %s: %w", cfg.configFile, err)
+		}
+		for name, l := range cfg.dbLimits {
+			fromFile[name] = l
+		}
+		s.cfg.dbLimits = fromFile
 	}
 	s.authCfg = authCfg
 

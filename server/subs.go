@@ -23,7 +23,11 @@ type subscriptions struct {
 
 func newSubscriptions(d *database) *subscriptions {
 	ss := &subscriptions{d: d, conns: map[abi.ConnectionID]*wsConn{}}
-	ss.engine = subscription.New(d.rdb.Store(), d.def,
+	var own []subscription.Option
+	if n := d.limits.MaxSubscriptions; n > 0 {
+		own = append(own, subscription.WithMaxSubscriptionsPerConn(n))
+	}
+	ss.engine = subscription.New(d.rdb.Store(), d.def, append(own,
 		subscription.WithLogger(d.s.log),
 		subscription.WithMaxQueuedUpdates(d.s.cfg.sendQueue),
 		// A set dropped because its connection may no longer read one of its
@@ -45,7 +49,7 @@ func newSubscriptions(d *database) *subscriptions {
 				c.closeWith(ClosePolicy, fmt.Sprintf("too slow: %d updates queued", d.s.cfg.sendQueue))
 			}
 		}),
-	)
+	)...)
 	return ss
 }
 

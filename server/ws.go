@@ -78,6 +78,8 @@ type wsConn struct {
 
 	malformed int
 	calls     tokenBucket
+	// overRate counts the calls refused by the rate limit in a row.
+	overRate int
 	// wbuf is the writer's buffer for encoding updates.
 	wbuf []byte
 }
@@ -230,6 +232,14 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 	if !websocket.IsWebSocketUpgrade(r) {
 		writeError(w, http.StatusBadRequest, "this route is a WebSocket (subprotocol %s): connect with a WebSocket client, such as `spacetime subscribe`", Subprotocol)
 		return
+	}
+	if a, counted := s.clientKey(r); counted {
+		if !s.addrs.acquire(a, s.cfg.maxPerAddr) {
+			w.Header().Set("Retry-After", "10")
+			writeError(w, http.StatusTooManyRequests, "too many connections: client address %s has its limit of %d WebSockets open on this server; close some and retry", a, s.cfg.maxPerAddr)
+			return
+		}
+		defer s.addrs.release(a)
 	}
 	ws, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
@@ -630,11 +640,17 @@ func (c *wsConn) callReducer(ctx context.Context, m *callReducerMsg) error {
 		RequestID uint32 `json:"request_id"`
 		*callOutcome
 	}
-	if !c.calls.take(c.s.cfg.callRate, c.s.cfg.callBurst, time.Now()) {
+	if lim := &c.d.limits; !c.calls.take(lim.CallRate, lim.CallBurst, time.Now()) {
 		c.send("ReducerResult", result{RequestID: *m.RequestID, callOutcome: failed(http.StatusTooManyRequests,
-			"rate limit: this connection may call at most %g reducers per second (bursts of %d); slow down and retry", c.s.cfg.callRate, c.s.cfg.callBurst)})
+			"rate limit: this connection may call at most %g reducers per second (bursts of %d); slow down and retry", lim.CallRate, lim.CallBurst)})
+		// A client that keeps going after refusals is not retrying, it is
+		// flooding: it goes, before it costs more than its refusals.
+		if c.overRate++; c.overRate > max(maxOverRate, lim.CallBurst) {
+			c.closeWith(ClosePolicy, fmt.Sprintf("rate limit: %d calls in a row over %g per second; reconnect and slow down", c.overRate, lim.CallRate))
+		}
 		return nil
 	}
+	c.overRate = 0
 	caller, claims := c.currentIdentity()
 	out := c.s.call(ctx, c.d, *m.Reducer, m.Args, caller, claims, c.id)
 	if b, ok := appendCommittedResult(nil, *m.RequestID, out); ok {

@@ -29,6 +29,7 @@ type serverFlags struct {
 	verbose                 *bool
 	pprof                   *string
 	callRate                *string
+	maxConnsPerAddr         *int
 	issuers                 *multiFlag
 	devIssuer               *bool
 }
@@ -36,13 +37,14 @@ type serverFlags struct {
 func (a *app) serverFlags(fs interface {
 	StringVar(p *string, name, value, usage string)
 	BoolVar(p *bool, name string, value bool, usage string)
+	IntVar(p *int, name string, value int, usage string)
 	Var(value flag.Value, name, usage string)
 }, verboseDefault bool) serverFlags {
 	listen := a.getenv("SPACETIME_LISTEN")
 	if listen == "" {
 		listen = server.DefaultListenAddr
 	}
-	f := serverFlags{listen: new(string), config: new(string), verbose: new(bool), pprof: new(string), callRate: new(string), issuers: new(multiFlag), devIssuer: new(bool)}
+	f := serverFlags{listen: new(string), config: new(string), verbose: new(bool), pprof: new(string), callRate: new(string), maxConnsPerAddr: new(int), issuers: new(multiFlag), devIssuer: new(bool)}
 	fs.StringVar(f.listen, "listen", listen, "the address to listen on (env SPACETIME_LISTEN)")
 	f.dataDir = a.dataDirFlag(fs.StringVar)
 	fs.StringVar(f.config, "config", "", "a TOML config file (trusted token issuers and more; see DESIGN.md, \"Config contract\")")
@@ -51,6 +53,7 @@ func (a *app) serverFlags(fs interface {
 	fs.BoolVar(f.devIssuer, "dev-issuer", true, "trust the server's own development issuer (the tokens of 'spacetime token mint'); --dev-issuer=false for production")
 	fs.StringVar(f.pprof, "pprof", "", "serve Go's profiler (/debug/pprof/) on this separate address, such as 127.0.0.1:6060; never expose it")
 	fs.StringVar(f.callRate, "call-rate", strconv.Itoa(server.DefaultCallRate), "reducer calls one WebSocket connection may make per second (bursts of a fifth of that, at least 200); raise it for load tests")
+	fs.IntVar(f.maxConnsPerAddr, "max-conns-per-address", server.DefaultMaxConnectionsPerAddress, "WebSockets one client address (IPv4, or IPv6 /64) may hold open across all databases; loopback is not counted (behind a proxy on this host, limit at the proxy)")
 	return f
 }
 
@@ -61,12 +64,16 @@ func (a *app) startServer(ctx context.Context, f serverFlags, logOut io.Writer) 
 		level = slog.LevelWarn
 	}
 	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+	if *f.maxConnsPerAddr <= 0 {
+		return nil, usagef("--max-conns-per-address wants a positive number of connections, got %d", *f.maxConnsPerAddr)
+	}
 	rate, err := strconv.ParseFloat(*f.callRate, 64)
 	if err != nil || rate <= 0 {
 		return nil, usagef("--call-rate wants a positive number of calls per second, got %q", *f.callRate)
 	}
 	opts := []server.Option{
 		server.WithCallRate(rate, max(server.DefaultCallBurst, int(min(rate/5, 1e9)))),
+		server.WithMaxConnectionsPerAddress(*f.maxConnsPerAddr),
 		server.WithDataDir(a.abs(*f.dataDir)),
 		server.WithListenAddr(*f.listen),
 		server.WithLogger(logger),

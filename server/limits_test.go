@@ -1,0 +1,218 @@
+package server
+
+import (
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+func TestClientKey(t *testing.T) {
+	s := &Server{cfg: defaultConfig()}
+	loop := &Server{cfg: defaultConfig()}
+	loop.cfg.limitLoopback = true
+	for _, tc := range []struct {
+		s      *Server
+		remote string
+		want   string // "" when not counted
+	}{
+		{s, "10.0.0.1:5000", "10.0.0.1"},
+		{s, "[2001:db8:1:2:3:4:5:6]:443", "2001:db8:1:2::"},
+		{s, "[2001:db8:1:2:ffff::9]:443", "2001:db8:1:2::"},
+		{s, "[::ffff:10.0.0.7]:1", "10.0.0.7"},
+		{s, "127.0.0.1:1", ""},
+		{s, "[::1]:1", ""},
+		{loop, "127.0.0.1:1", "127.0.0.1"},
+		{s, "not an address", ""},
+	} {
+		a, ok := tc.s.clientKey(&http.Request{RemoteAddr: tc.remote})
+		got := ""
+		if ok {
+			got = a.String()
+		}
+		if got != tc.want {
+			t.Errorf("%s: key %q; want %q", tc.remote, got, tc.want)
+		}
+	}
+}
+
+// TestConnectionsPerAddress: one client address holds at most its limit of
+// WebSockets across all databases; the next is refused with 429 before the
+// upgrade, and a closed connection frees its place.
+func TestConnectionsPerAddress(t *testing.T) {
+	s := newServer(t, WithMaxConnectionsPerAddress(2), WithLoopbackAddressLimit(true))
+	_, op := operator(t, s)
+	publish(t, s, "a", op, adversarialWasm(t, "attacks.wasm"), 201)
+	publish(t, s, "b", op, adversarialWasm(t, "attacks.wasm"), 201)
+	first, _ := connect(t, s, "a", "")
+	connect(t, s, "b", "")
+	_, err := dialWS(t, s, "a", "")
+	if err == nil || !strings.Contains(err.Error(), "HTTP 429") {
+		t.Fatalf("third connection from one address: %v; want HTTP 429", err)
+	}
+	req, _ := http.NewRequest("GET", s.URL()+"/v1/database/b/subscribe", nil)
+	for k, v := range map[string]string{"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Protocol": Subprotocol} {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, 512)
+	n, _ := res.Body.Read(body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") == "" ||
+		!strings.Contains(string(body[:n]), "client address 127.0.0.1 has its limit of 2 WebSockets open") {
+		t.Fatalf("refusal: %d %q %s", res.StatusCode, res.Header.Get("Retry-After"), body[:n])
+	}
+	first.c.Close()
+	lo := netip.MustParseAddr("127.0.0.1")
+	for deadline := time.Now().Add(5 * time.Second); s.addrs.count(lo) != 1; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the closed connection is still counted: %d", s.addrs.count(lo))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	connect(t, s, "a", "")
+
+	// Loopback is not counted by default.
+	s2 := newServer(t, WithMaxConnectionsPerAddress(1))
+	_, op2 := operator(t, s2)
+	publish(t, s2, "a", op2, adversarialWasm(t, "attacks.wasm"), 201)
+	connect(t, s2, "a", "")
+	connect(t, s2, "a", "")
+}
+
+// TestCallRateDisconnect: a connection that keeps calling past its rate
+// limit after being refused is closed.
+func TestCallRateDisconnect(t *testing.T) {
+	s := newServer(t, WithCallRate(0.001, 1))
+	_, op := operator(t, s)
+	publish(t, s, "a", op, adversarialWasm(t, "attacks.wasm"), 201)
+	c, _ := connect(t, s, "a", "")
+	for i := range maxOverRate + 2 {
+		c.send("CallReducer", map[string]any{"request_id": i, "reducer": "ok", "args": []any{i + 1}})
+	}
+	if r := c.expect("ReducerResult"); r["status"] != "committed" {
+		t.Fatalf("the first call: %v", r)
+	}
+	// The refusals queued when the connection closes may be dropped with
+	// it; those that arrive say why.
+	for {
+		typ, r, err := c.next()
+		if err != nil {
+			break
+		}
+		if typ != "ReducerResult" || r["status"] != "failed" || !strings.Contains(r2s(r["error"]), "rate limit") {
+			t.Fatalf("refused call: %s %v", typ, r)
+		}
+	}
+	if ce := c.closeError(); ce.Code != websocket.ClosePolicyViolation || !strings.Contains(ce.Text, "rate limit: 101 calls in a row") {
+		t.Fatalf("close: %d %q", ce.Code, ce.Text)
+	}
+}
+
+// TestDatabaseLimitsFromConfig: [databases.NAME.limits] in the config file
+// bind that database only, over HTTP and WebSocket.
+func TestDatabaseLimitsFromConfig(t *testing.T) {
+	cfgFile := filepath.Join(t.TempDir(), "spacetime.toml")
+	if err := os.WriteFile(cfgFile, []byte(`
+[databases.small.limits]
+energy_budget = 2_000_000
+memory_pages = 8
+max_call_depth = 100
+call_rate = 0.001
+call_burst = 2
+max_connections = 1
+log_bytes_per_minute = 20_000
+max_subscriptions = 2
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := newServer(t, WithConfigFile(cfgFile), WithRuntimeOptions(adversarialRuntimeOptions()...))
+	_, op := operator(t, s)
+	publish(t, s, "small", op, adversarialWasm(t, "attacks.wasm"), 201)
+	publish(t, s, "big", op, adversarialWasm(t, "attacks.wasm"), 201)
+	for _, tc := range []struct {
+		db, reducer, says string
+	}{
+		{"small", "infinite_loop", "2000000 units"},
+		{"big", "infinite_loop", "20000000 units"},
+		{"small", "memory_bomb", "limit of 8 pages (0 MiB)"},
+		{"big", "memory_bomb", "limit of 512 pages (32 MiB)"},
+		{"small", "recursion", "deeper than 100"},
+		{"big", "recursion", "deeper than 10000"},
+	} {
+		r := call(t, s, tc.db, tc.reducer, "")
+		if msg := r.errorText(t); !strings.Contains(msg, tc.says) {
+			t.Errorf("%s on %s: %d %q; want it to say %q", tc.reducer, tc.db, r.code, msg, tc.says)
+		}
+	}
+
+	// The log budget: every log_flood call logs up to its 64 KiB a call;
+	// small keeps 20,000 bytes a minute of it.
+	for range 4 {
+		call(t, s, "small", "log_flood", "")
+		call(t, s, "big", "log_flood", "")
+	}
+	// The notices of dropped lines are not charged.
+	logged := func(db string) (n, notices int) {
+		d, _ := s.lookup(db)
+		for _, l := range d.rdb.Logs().Last(1000) {
+			if strings.Contains(l.Message, "dropped: this database logged more than its 20000 bytes per minute") {
+				notices++
+				continue
+			}
+			n += len(l.Message)
+		}
+		return n, notices
+	}
+	if n, notices := logged("small"); n > 20_000 || notices == 0 {
+		t.Errorf("small logged %d bytes and said %d times that lines were dropped; want at most 20000, and drops said", n, notices)
+	}
+	if n, notices := logged("big"); n <= 20_000 || notices != 0 {
+		t.Errorf("big logged %d bytes, %d notices of drops; its budget is the server's", n, notices)
+	}
+
+	// The WebSocket limits: one connection, two calls in a burst.
+	c, _ := connect(t, s, "small", "")
+	if c2, err := dialWS(t, s, "small", ""); err != nil {
+		t.Fatal(err)
+	} else if ce := c2.closeError(); ce.Code != websocket.CloseTryAgainLater || !strings.Contains(ce.Text, "limit of 1 open") {
+		t.Fatalf("second connection: %d %q", ce.Code, ce.Text)
+	}
+	connect(t, s, "big", "")
+	connect(t, s, "big", "")
+	for i := range 3 {
+		c.send("CallReducer", map[string]any{"request_id": i, "reducer": "ok", "args": []any{100 + i}})
+	}
+	for i, want := range []string{"committed", "committed", "failed"} {
+		if r := c.expect("ReducerResult"); r["status"] != want {
+			t.Fatalf("call %d: %v; want %s", i, r, want)
+		}
+	}
+	c.send("Subscribe", map[string]any{"request_id": 1, "query_set_id": 1, "queries": []string{"SELECT * FROM T", "SELECT * FROM T WHERE id = 1", "SELECT * FROM T WHERE id = 2"}})
+	if r := c.expect("SubscriptionError"); !strings.Contains(r2s(r["error"]), "more than the limit of 2 per connection") {
+		t.Fatalf("three subscribed queries: %v", r)
+	}
+}
+
+func TestDatabaseLimitsConfigErrors(t *testing.T) {
+	for _, tc := range []struct{ toml, says string }{
+		{"[databases.x.limits]\nenergy = 5\n", `unknown setting "databases.x.limits.energy"`},
+		{"[databases.x.limits]\ncall_rate = -1\n", "limits must be positive"},
+		{"[databases.x.limits]\ndeadline = \"soon\"\n", "want a Go duration"},
+	} {
+		cfgFile := filepath.Join(t.TempDir(), "c.toml")
+		os.WriteFile(cfgFile, []byte(tc.toml), 0o600)
+		_, err := New(t.Context(), WithDataDir(t.TempDir()), WithConfigFile(cfgFile))
+		if err == nil || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("%q: err = %v; want it to say %q", tc.toml, err, tc.says)
+		}
+	}
+}
