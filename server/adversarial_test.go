@@ -239,3 +239,62 @@ func TestAdversarialUploadsServer(t *testing.T) {
 		})
 	}
 }
+
+// TestAdversarialPointers: a pointer past the end of memory for every host
+// function (testdata/adversarial/oob.wat), over HTTP: the host answers
+// OUT_OF_BOUNDS (WASI: EFAULT) without trapping, the call fails, nothing of
+// it is kept, and the database serves on.
+func TestAdversarialPointers(t *testing.T) {
+	wasm, err := os.ReadFile(filepath.Join("testdata", "adversarial", "oob.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := adversarialServer(t)
+	_, op := operator(t, s)
+	publish(t, s, "oob", op, wasm, 201)
+	const outOfBounds, badHandle, efault = "errno 01", "errno 10", "errno 21"
+	for fn, tc := range []struct {
+		name string
+		want string
+	}{
+		{"table_id_from_name", outOfBounds},
+		{"index_id_from_name", outOfBounds},
+		{"table_row_count", outOfBounds},
+		{"table_scan", outOfBounds},
+		{"index_scan_point", outOfBounds},
+		{"index_scan_range", outOfBounds},
+		{"row_iter_advance", outOfBounds},
+		{"row_iter_close", badHandle}, // takes no pointer: a bad handle instead
+		{"row_insert", outOfBounds},
+		{"row_update", outOfBounds},
+		{"row_delete_by_index_point", outOfBounds},
+		{"bytes_source_read", outOfBounds},
+		{"bytes_source_len", outOfBounds},
+		{"bytes_sink_write", outOfBounds},
+		{"jwt_verify", outOfBounds},
+		{"identity_from_claims", outOfBounds},
+		{"caller_claims", outOfBounds},
+		{"console_log", outOfBounds},
+		{"fd_write", efault},
+		{"random_get", efault},
+		{"clock_time_get", efault},
+	} {
+		for mode, where := range []string{"wrapping", "straddling"} {
+			t.Run(tc.name+"/"+where, func(t *testing.T) {
+				r := call(t, s, "oob", "oob", "", fn, mode)
+				if r.code != 422 || r.errorText(t) != tc.want {
+					t.Errorf("%d %s; want 422 %q", r.code, r.body, tc.want)
+				}
+			})
+		}
+	}
+	if got := tableIDs(t, s, "oob", op); len(got) != 0 {
+		t.Fatalf("rows kept from failed calls: %v", got)
+	}
+	if r := call(t, s, "oob", "ok", "", 7); r.code != 200 {
+		t.Fatalf("the database no longer serves: %d %s", r.code, r.body)
+	}
+	if got := tableIDs(t, s, "oob", op); !slices.Equal(got, []uint64{7}) {
+		t.Fatalf("rows = %v; want [7]", got)
+	}
+}
