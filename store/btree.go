@@ -54,10 +54,16 @@ func (t *cowTree[T]) Len() int { return t.count }
 // Copy returns a copy of the tree in O(1). Afterwards both trees copy a node
 // before their first change to it.
 func (t *cowTree[T]) Copy() *cowTree[T] {
-	c := *t
-	c.gen = t.gens.Add(1)
+	return t.copyTo(new(cowTree[T]))
+}
+
+// copyTo is Copy into dst, which the caller provides (inside a larger
+// allocation).
+func (t *cowTree[T]) copyTo(dst *cowTree[T]) *cowTree[T] {
+	*dst = *t
+	dst.gen = t.gens.Add(1)
 	t.gen = t.gens.Add(1)
-	return &c
+	return dst
 }
 
 func (t *cowTree[T]) newLeaf() *node[T] { return &node[T]{gen: t.gen} }

@@ -228,7 +228,10 @@ func (s *Store) writeGroup(group []*request, ne int, buf []Write) []Write {
 			if e := s.dur.Commit(writes); e != nil {
 				err = fmt.Errorf("%w: %w", ErrDatabaseFailed, e)
 				s.log.Error("durable commit failed; the store refuses all further writes", "err", e, "transactions", len(group))
-				s.failed.CompareAndSwap(nil, &err)
+				// A variable of its own: taking err's address would move
+				// err to the heap on every commit, failed or not.
+				failed := err
+				s.failed.CompareAndSwap(nil, &failed)
 			}
 			clear(buf)
 		}

@@ -315,9 +315,13 @@ func (ix *indexSchema) indexKey(dst, row []byte) []byte {
 // encodeSearchKey validates key as the BSATN of a prefix of the index's
 // columns and returns its key encoding, and whether it has every column.
 func (ix *indexSchema) encodeSearchKey(key []byte) (enc []byte, full bool, err error) {
+	return ix.appendSearchKey(make([]byte, 0, len(key)+8), key)
+}
+
+// appendSearchKey is encodeSearchKey appending to out.
+func (ix *indexSchema) appendSearchKey(out, key []byte) (enc []byte, full bool, err error) {
 	ts := ix.table
 	r := abi.NewReader(key)
-	out := make([]byte, 0, len(key)+8)
 	i := 0
 	for ; r.Remaining() > 0; i++ {
 		if i >= len(ix.cols) {

@@ -46,6 +46,12 @@ type tableState struct {
 	idx       []*ixTree // by index position; nil for the index the rows tree serves
 	nextRowID uint64    // next hidden row id, for tables without a primary key
 	autoinc   []uint64  // last value issued, per schema.autoinc
+
+	// Backing stores of a clone's rows tree, idx and autoinc for small
+	// tables, so that a transaction's first write to a table allocates once.
+	rowsBuf rowTree
+	idxBuf  [4]*ixTree
+	aiBuf   [2]uint64
 }
 
 func newTableState(ts *tableSchema) *tableState {
@@ -59,7 +65,18 @@ func newTableState(ts *tableSchema) *tableState {
 }
 
 func (st *tableState) clone() *tableState {
-	c := &tableState{schema: st.schema, rows: st.rows.Copy(), idx: make([]*ixTree, len(st.idx)), nextRowID: st.nextRowID, autoinc: append([]uint64(nil), st.autoinc...)}
+	c := &tableState{schema: st.schema, nextRowID: st.nextRowID}
+	c.rows = st.rows.copyTo(&c.rowsBuf)
+	if len(st.idx) <= len(c.idxBuf) {
+		c.idx = c.idxBuf[:len(st.idx):len(st.idx)]
+	} else {
+		c.idx = make([]*ixTree, len(st.idx))
+	}
+	if len(st.autoinc) <= len(c.aiBuf) {
+		c.autoinc = append(c.aiBuf[:0:len(st.autoinc)], st.autoinc...)
+	} else {
+		c.autoinc = append([]uint64(nil), st.autoinc...)
+	}
 	for i, t := range st.idx {
 		if t != nil {
 			c.idx[i] = t.Copy()

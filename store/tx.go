@@ -402,9 +402,16 @@ func (tx *Tx) ScanPoint(ix IndexID, key []byte) (*RowIter, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, full, err := is.encodeSearchKey(key)
+	// Encoded in the transaction's scratch buffer: a full key of a unique
+	// index is looked up at once and not kept; any other key is kept by
+	// the iterator, which gets its own copy.
+	p, full, err := is.appendSearchKey(tx.scratch[:0], key)
 	if err != nil {
 		return nil, err
+	}
+	tx.scratch = p
+	if !is.unique || !full {
+		p = bytes.Clone(p)
 	}
 	id := is.table.id
 	return scanPoint(tx.tables[id], is, p, tx.dirty(id), full, &tx.pr), nil
