@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"time"
 )
 
 // maxOverRate is how many calls in a row a WebSocket may make over its
@@ -66,6 +67,42 @@ func (c *addrConns) release(a netip.Addr) {
 		return
 	}
 	c.n[a]--
+}
+
+// addrRates are the token buckets of HTTP reducer calls, one per client
+// address. A bucket that has refilled carries no state worth keeping, so
+// such buckets are swept once the map grows, and an attacker with many
+// addresses cannot grow it without bound.
+type addrRates struct {
+	mu    sync.Mutex
+	b     map[netip.Addr]*tokenBucket
+	swept time.Time
+}
+
+// sweepAbove is the number of buckets past which full ones are swept.
+const sweepAbove = 10_000
+
+func (a *addrRates) take(addr netip.Addr, rate float64, burst int, now time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.b == nil {
+		a.b = map[netip.Addr]*tokenBucket{}
+	}
+	if len(a.b) > sweepAbove && now.Sub(a.swept) > time.Second {
+		full := time.Duration(float64(burst) / rate * float64(time.Second))
+		for k, b := range a.b {
+			if now.Sub(b.last) > full {
+				delete(a.b, k)
+			}
+		}
+		a.swept = now
+	}
+	b := a.b[addr]
+	if b == nil {
+		b = &tokenBucket{}
+		a.b[addr] = b
+	}
+	return b.take(rate, burst, now)
 }
 
 // count is how many connections a holds (tests).

@@ -216,3 +216,48 @@ func TestDatabaseLimitsConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPCallRate: one client address calls reducers over HTTP at its rate;
+// past its burst it gets 429 with Retry-After, and loopback is not counted
+// by default.
+func TestHTTPCallRate(t *testing.T) {
+	s := newServer(t, WithHTTPCallRate(0.001, 3), WithLoopbackAddressLimit(true))
+	_, op := operator(t, s)
+	publish(t, s, "a", op, adversarialWasm(t, "attacks.wasm"), 201)
+	for i := range 3 {
+		if r := call(t, s, "a", "ok", "", i+1); r.code != 200 {
+			t.Fatalf("call %d within the burst: %d %s", i, r.code, r.body)
+		}
+	}
+	r := call(t, s, "a", "ok", "", 9)
+	if r.code != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" ||
+		!strings.Contains(r.errorText(t), "client address 127.0.0.1 may call at most 0.001 reducers per second over HTTP (bursts of 3)") {
+		t.Fatalf("over the rate: %d %q %s", r.code, r.header.Get("Retry-After"), r.body)
+	}
+	if got := tableIDs(t, s, "a", op); len(got) != 3 {
+		t.Fatalf("rows %v; want the 3 calls within the burst", got)
+	}
+
+	s2 := newServer(t, WithHTTPCallRate(0.001, 1))
+	_, op2 := operator(t, s2)
+	publish(t, s2, "a", op2, adversarialWasm(t, "attacks.wasm"), 201)
+	for i := range 3 {
+		if r := call(t, s2, "a", "ok", "", i+1); r.code != 200 {
+			t.Fatalf("loopback call %d: %d %s", i, r.code, r.body)
+		}
+	}
+}
+
+func TestAddrRatesSwept(t *testing.T) {
+	var a addrRates
+	now := time.Unix(1000, 0)
+	for i := range sweepAbove + 10 {
+		a.take(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 1, 1, now)
+	}
+	busy := netip.MustParseAddr("192.0.2.1")
+	now = now.Add(5 * time.Second)
+	a.take(busy, 1, 1, now) // sweeps the full buckets, keeps its own
+	if len(a.b) != 1 || a.take(busy, 1, 1, now) {
+		t.Fatalf("%d buckets after the sweep; the busy one must be kept and empty", len(a.b))
+	}
+}

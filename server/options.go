@@ -38,6 +38,11 @@ const (
 	// DefaultLogBytesPerMinute is each database's module log budget
 	// (runtime.DefaultLogBytesPerMinute).
 	DefaultLogBytesPerMinute = runtime.DefaultLogBytesPerMinute
+	// DefaultHTTPCallRate and DefaultHTTPCallBurst bound the HTTP reducer
+	// calls of one client address, across all databases (loopback is not
+	// counted unless WithLoopbackAddressLimit).
+	DefaultHTTPCallRate  = 1000
+	DefaultHTTPCallBurst = 200
 	// DefaultCallRate and DefaultCallBurst bound the reducer calls of one
 	// WebSocket connection: a sustained rate per second, and a burst.
 	DefaultCallRate  = 1000
@@ -68,6 +73,8 @@ type config struct {
 	maxPerAddr    int
 	limitLoopback bool
 	logPerMinute  int
+	httpRate      float64
+	httpBurst     int
 	dbLimits      map[string]DatabaseLimits
 	callRate      float64
 	callBurst     int
@@ -91,6 +98,8 @@ func defaultConfig() config {
 		maxConns:     DefaultMaxConnections,
 		maxPerAddr:   DefaultMaxConnectionsPerAddress,
 		logPerMinute: DefaultLogBytesPerMinute,
+		httpRate:     DefaultHTTPCallRate,
+		httpBurst:    DefaultHTTPCallBurst,
 		callRate:     DefaultCallRate,
 		callBurst:    DefaultCallBurst,
 		version:      "dev",
@@ -210,6 +219,19 @@ func WithLogBytesPerMinute(n int) Option {
 	return func(c *config) {
 		if n > 0 {
 			c.logPerMinute = n
+		}
+	}
+}
+
+// WithHTTPCallRate bounds the HTTP reducer calls of one client address (an
+// IPv4 address or an IPv6 /64), across all databases, to perSecond on
+// average with bursts of burst (DefaultHTTPCallRate, DefaultHTTPCallBurst).
+// A call over it is answered 429 with Retry-After, before its body is read.
+// Loopback clients are not counted (see WithLoopbackAddressLimit).
+func WithHTTPCallRate(perSecond float64, burst int) Option {
+	return func(c *config) {
+		if perSecond > 0 {
+			c.httpRate, c.httpBurst = perSecond, max(burst, 1)
 		}
 	}
 }

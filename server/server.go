@@ -29,8 +29,10 @@ type Server struct {
 	verifiers *auth.Verifiers
 	metrics   *metrics
 	handler   http.Handler
-	// addrs counts the WebSockets of each client address.
-	addrs addrConns
+	// addrs counts the WebSockets of each client address; httpRates
+	// bound the HTTP reducer calls of each.
+	addrs     addrConns
+	httpRates addrRates
 	// slowDrops counts clients disconnected for being too slow (tests).
 	slowDrops atomic.Int64
 
