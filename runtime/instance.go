@@ -62,6 +62,9 @@ type instance struct {
 func (m *Module) newInstance(ctx context.Context, db *Database) (*instance, error) {
 	r := m.rt
 	inst := &instance{mod: m, rng: rand.NewChaCha8([32]byte{}), memLimit: r.cfg.memoryPages, meter: fuel.Meter{Slice: r.cfg.energySlice}}
+	if r.cfg.noRefuel {
+		inst.meter.Slice = 0 // no refuel import: the whole budget at once
+	}
 	inst.call.Limits = r.cfg.limits
 	if db != nil {
 		inst.call.DB = db.st

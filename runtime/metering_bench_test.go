@@ -24,7 +24,8 @@ const computeGuest = "runtime/testdata/computeguest"
 //     previous way of stopping a runaway);
 //   - whole: metered, the whole budget at once (no refuel calls, as
 //     before slices);
-//   - slice1k: metered in slices of 1,000 units, to price a refuel call.
+//   - slice1k: metered in slices of 1,000 units, to price a refuel call;
+//   - norefuel: metered as before slices (no refuel import at all).
 var meteringModes = []struct {
 	name string
 	opt  Option
@@ -35,6 +36,7 @@ var meteringModes = []struct {
 	{"closeondone", func(c *config) { c.noMetering, c.closeOnDone = true, true }},
 	{"whole", WithEnergySlice(1 << 62)},
 	{"slice1k", WithEnergySlice(1000)},
+	{"norefuel", func(c *config) { c.noRefuel = true }},
 }
 
 // BenchmarkMetering runs a compute-heavy Go reducer under each mode: work

@@ -38,9 +38,11 @@ const (
 	// DefaultEnergySlice is how much of a call's energy the guest gets at a
 	// time: when a slice runs out, the guest calls the host for the next
 	// (package fuel, Meter), and that host call is where a Go
-	// stop-the-world waiting on the guest can proceed. 500k units measured
-	// at most ~0.7 ms of the slowest guest code per unit and a refuel
-	// overhead under 0.1% (BENCHMARKS.md, "Slices and safepoints").
+	// stop-the-world waiting on the guest can proceed. 500k units are at
+	// most ~0.75 ms of the slowest guest code per unit (a loop of one
+	// instruction, ~1.5 ns a unit), and a refuel (~90 ns) costs under 0.4%
+	// of the fastest (a tight arithmetic loop, ~0.05 ns a unit)
+	// (BENCHMARKS.md, "Slices and safepoints").
 	DefaultEnergySlice = 500_000
 	// DefaultCompileTimeout bounds compiling one module (a Go guest takes
 	// about 0.6 s of CPU).
@@ -84,6 +86,9 @@ type config struct {
 	// noMetering compiles modules as uploaded; only benchmarks use it, to
 	// measure what metering costs.
 	noMetering bool
+	// noRefuel meters without slices (the whole budget in __fuel, no
+	// refuel import), as before slices; only benchmarks use it.
+	noRefuel bool
 }
 
 func defaultConfig() config {

@@ -280,7 +280,7 @@ func (r *Runtime) prepare(wasm []byte) (*fuel.Result, error) {
 		InitialFuel:  r.cfg.setupEnergy,
 		MaxCallDepth: r.cfg.maxCallDepth,
 		HostCallCost: r.cfg.hostCallEnergy,
-		Refuel:       true,
+		Refuel:       !r.cfg.noRefuel,
 		Limits:       r.cfg.moduleLimits,
 	})
 	switch {

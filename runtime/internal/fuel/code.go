@@ -73,7 +73,11 @@ func (m *module) encodeCode(body []byte, fuelG, depthG uint32) ([]byte, error) {
 	if int(n) != len(m.funcTypes)-m.nImpFuncs {
 		return nil, malformed("the code section has %d bodies for %d functions", n, len(m.funcTypes)-m.nImpFuncs)
 	}
-	out := appendU32(make([]byte, 0, len(body)*5/4+64), n)
+	nOut := n
+	if m.refuel {
+		nOut++ // the check function, appended
+	}
+	out := appendU32(make([]byte, 0, len(body)*5/4+64), nOut)
 	f := &fn{m: m, fuelG: fuelG, depthG: depthG, maxDepth: m.cfg.MaxCallDepth > 0}
 	for i := uint32(0); i < n; i++ {
 		size, err := r.u32()
@@ -101,7 +105,26 @@ func (m *module) encodeCode(body []byte, fuelG, depthG uint32) ([]byte, error) {
 	if !r.eof() {
 		return nil, malformed("code section has bytes after its bodies")
 	}
+	if m.refuel {
+		b := m.checkBody(fuelG)
+		out = appendU32(out, uint32(len(b)))
+		out = append(out, b...)
+	}
 	return out, nil
+}
+
+// checkBody is the check function's: it takes the fuel (below zero),
+// writes it to the global, calls refuel, and returns the global's new
+// value, trapping first if that is still below zero. It is not metered.
+func (m *module) checkBody(fuelG uint32) []byte {
+	o := []byte{0, opLocalGet, 0, opGlobalSet}
+	o = appendU32(o, fuelG)
+	o = append(o, opCall)
+	o = appendU32(o, uint32(m.nImpFuncs))
+	o = append(o, opGlobalGet)
+	o = appendU32(o, fuelG)
+	o = append(o, opLocalTee, 0, opI64Const, 0, opI64LtS, opIf, 0x40, opUnreachable, opEnd, opLocalGet, 0, opEnd)
+	return o
 }
 
 func (f *fn) rewrite(body []byte, sig funcSig) ([]byte, error) {
@@ -205,26 +228,23 @@ func (f *fn) check(o []byte, cost int64) []byte {
 
 // underflow follows a charge that left the fuel local on the stack as an
 // i64.lt_s operand pair: when the fuel is below zero, it is written back
-// and the function traps, or, with Config.Refuel, the host is asked for the
-// next slice first (it sets the global; the local is reloaded) and the
-// function traps only if the fuel is still below zero: the call's whole
+// and the function traps, or, with Config.Refuel, the check function asks
+// the host for the next slice (it sets the global; the local takes its new
+// value) and traps only if the fuel is still below zero: the call's whole
 // budget is spent. Both branches are off the path a call takes until its
 // slice runs out.
 func (f *fn) underflow(o []byte) []byte {
 	o = append(o, opI64Const, 0, opI64LtS, opIf, 0x40, opLocalGet)
 	o = appendU32(o, f.fuelL)
-	o = append(o, opGlobalSet)
-	o = appendU32(o, f.fuelG)
 	if f.m.refuel {
 		o = append(o, opCall)
-		o = appendU32(o, uint32(f.m.nImpFuncs))
-		o = append(o, opGlobalGet)
-		o = appendU32(o, f.fuelG)
-		o = append(o, opLocalTee)
+		o = appendU32(o, f.m.checkFunc())
+		o = append(o, opLocalSet)
 		o = appendU32(o, f.fuelL)
-		o = append(o, opI64Const, 0, opI64LtS, opIf, 0x40, opUnreachable, opEnd)
 		return append(o, opEnd)
 	}
+	o = append(o, opGlobalSet)
+	o = appendU32(o, f.fuelG)
 	return append(o, opUnreachable, opEnd)
 }
 

@@ -175,15 +175,25 @@ type module struct {
 	hasMemory bool
 	memMin    uint32
 	dataBytes int
-	// extraTypes are appended to the type section: [] -> results, for
-	// wrapping bodies of functions with several results.
+	// extraTypes are appended to the type section, encoded: [] -> results,
+	// for wrapping bodies of functions with several results, and the
+	// refuel functions' types.
 	extraTypes [][]byte
 	blockTypes map[string]uint32
 	// refuel: the module imports the refuel function, at function index
 	// nImpFuncs; every original index at or above it is shifted by one.
 	refuel    bool
 	refuelTyp uint32
+	// checkTyp is the type (i64) -> i64 of the function the rewrite
+	// appends after the module's own (index len(funcTypes)+1), which
+	// check sites call when their fuel is spent: keeping the host call and
+	// the trap out of every metered body keeps the code a check site adds
+	// to hot loops small.
+	checkTyp uint32
 }
+
+// checkFunc returns the index of the appended check function.
+func (m *module) checkFunc() uint32 { return uint32(len(m.funcTypes)) + 1 }
 
 // fidx returns the rewritten index of the original function idx.
 func (m *module) fidx(idx uint32) uint32 {
@@ -748,6 +758,7 @@ func (m *module) encode() ([]byte, error) {
 	if m.cfg.Refuel && len(m.funcTypes) > m.nImpFuncs {
 		m.refuel = true
 		m.refuelTyp = m.funcType(nil)
+		m.checkTyp = m.addType([]byte{0x7e}, []byte{0x7e})
 	}
 	// Code first: it may add block types to the type section.
 	var code []byte
@@ -801,6 +812,12 @@ func (m *module) encode() ([]byte, error) {
 		case secExport:
 			wroteExport = true
 			emit(secExport, m.exports(s.body, fuelIdx, depthIdx))
+		case secFunction:
+			if m.refuel {
+				emit(secFunction, rewriteVec(s.body, 1, appendU32(nil, m.checkTyp)))
+			} else {
+				emit(secFunction, s.body)
+			}
 		case secCode:
 			emit(secCode, code)
 		case secTable:
@@ -844,12 +861,22 @@ func (m *module) funcType(results []byte) uint32 {
 			}
 		}
 		if !ok {
-			idx = uint32(len(m.types) + len(m.extraTypes))
-			m.extraTypes = append(m.extraTypes, results)
+			idx = m.addType(nil, results)
 		}
 		m.blockTypes[key] = idx
 	}
 	return idx
+}
+
+// addType appends the type params -> results and returns its index.
+func (m *module) addType(params, results []byte) uint32 {
+	e := []byte{0x60}
+	e = appendU32(e, uint32(len(params)))
+	e = append(e, params...)
+	e = appendU32(e, uint32(len(results)))
+	e = append(e, results...)
+	m.extraTypes = append(m.extraTypes, e)
+	return uint32(len(m.types) + len(m.extraTypes) - 1)
 }
 
 // imports appends the refuel import after every original import, so that
@@ -884,10 +911,8 @@ func (m *module) typesBody(body []byte) []byte {
 		return body
 	}
 	var entries []byte
-	for _, res := range m.extraTypes {
-		entries = append(entries, 0x60, 0)
-		entries = appendU32(entries, uint32(len(res)))
-		entries = append(entries, res...)
+	for _, e := range m.extraTypes {
+		entries = append(entries, e...)
 	}
 	return rewriteVec(body, len(m.extraTypes), entries)
 }
