@@ -67,6 +67,13 @@ func (e *Engine) Query(ctx context.Context, r Reader, src string) (*Result, erro
 		return nil, ErrClosed
 	}
 	snap := e.snapshotLocked()
+	// The store tells the engine of commits on its own goroutine, after
+	// their callers have their answers: a client that saw its call commit
+	// must find its write, so read the latest durable state when it is
+	// ahead of the last commit the engine has processed.
+	if s := e.db.Snapshot(); s.Offset() > snap.Offset() {
+		snap = s
+	}
 	e.mu.Unlock()
 
 	q, err := query.Parse(src)
