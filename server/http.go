@@ -267,6 +267,7 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 	// First, before a token's signature is checked or the body read: a
 	// refusal must cost the flood less than a call.
 	if a, counted := s.clientKey(r); counted && !s.httpRates.take(a, s.cfg.httpRate, s.cfg.httpBurst, time.Now()) {
+		s.metrics.refusals.WithLabelValues("http_call_rate").Inc()
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusTooManyRequests, "rate limit: client address %s may call at most %g reducers per second over HTTP (bursts of %d); slow down and retry", a, s.cfg.httpRate, s.cfg.httpBurst)
 		return

@@ -70,6 +70,9 @@ func TestConnectionsPerAddress(t *testing.T) {
 		!strings.Contains(string(body[:n]), "client address 127.0.0.1 has its limit of 2 WebSockets open") {
 		t.Fatalf("refusal: %d %q %s", res.StatusCode, res.Header.Get("Retry-After"), body[:n])
 	}
+	if m := do(t, s, "GET", "/metrics", "", nil); !strings.Contains(string(m.body), `spacetime_limit_refusals_total{limit="connections_per_address"} 2`) {
+		t.Fatalf("the refusals are not counted in /metrics")
+	}
 	first.c.Close()
 	lo := netip.MustParseAddr("127.0.0.1")
 	for deadline := time.Now().Add(5 * time.Second); s.addrs.count(lo) != 1; {
@@ -236,6 +239,9 @@ func TestHTTPCallRate(t *testing.T) {
 	}
 	if got := tableIDs(t, s, "a", op); len(got) != 3 {
 		t.Fatalf("rows %v; want the 3 calls within the burst", got)
+	}
+	if m := do(t, s, "GET", "/metrics", "", nil); !strings.Contains(string(m.body), `spacetime_limit_refusals_total{limit="http_call_rate"} 1`) {
+		t.Fatalf("the refusal is not counted in /metrics")
 	}
 
 	s2 := newServer(t, WithHTTPCallRate(0.001, 1))

@@ -21,6 +21,9 @@ type metrics struct {
 	commits       *prometheus.CounterVec
 	publishes     *prometheus.CounterVec
 	dropped       *prometheus.CounterVec
+	// refusals counts what the server's limits refused, by limit; it has
+	// no database label, since the per-address limits apply to none.
+	refusals *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -59,8 +62,12 @@ func newMetrics() *metrics {
 			Name: "spacetime_websocket_slow_disconnects_total",
 			Help: "WebSocket clients disconnected because their outgoing queue was full.",
 		}, []string{"database"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spacetime_limit_refusals_total",
+			Help: "Requests refused by a limit: connections_per_address, connections_per_database, http_call_rate, websocket_call_rate, websocket_call_rate_disconnect.",
+		}, []string{"limit"}),
 	}
-	m.reg.MustRegister(m.calls, m.duration, m.energy, m.connections, m.subscriptions, m.commits, m.publishes, m.dropped,
+	m.reg.MustRegister(m.calls, m.duration, m.energy, m.connections, m.subscriptions, m.commits, m.publishes, m.dropped, m.refusals,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

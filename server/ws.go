@@ -235,6 +235,7 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	if a, counted := s.clientKey(r); counted {
 		if !s.addrs.acquire(a, s.cfg.maxPerAddr) {
+			s.metrics.refusals.WithLabelValues("connections_per_address").Inc()
 			w.Header().Set("Retry-After", "10")
 			writeError(w, http.StatusTooManyRequests, "too many connections: client address %s has its limit of %d WebSockets open on this server; close some and retry", a, s.cfg.maxPerAddr)
 			return
@@ -268,6 +269,9 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 		c.mu.Unlock()
 	}()
 	if code, reason := d.register(c); code != 0 {
+		if code == websocket.CloseTryAgainLater {
+			s.metrics.refusals.WithLabelValues("connections_per_database").Inc()
+		}
 		close(c.readerDone) // no reader will run
 		c.closeWith(code, reason)
 		return
@@ -641,11 +645,13 @@ func (c *wsConn) callReducer(ctx context.Context, m *callReducerMsg) error {
 		*callOutcome
 	}
 	if lim := &c.d.limits; !c.calls.take(lim.CallRate, lim.CallBurst, time.Now()) {
+		c.s.metrics.refusals.WithLabelValues("websocket_call_rate").Inc()
 		c.send("ReducerResult", result{RequestID: *m.RequestID, callOutcome: failed(http.StatusTooManyRequests,
 			"rate limit: this connection may call at most %g reducers per second (bursts of %d); slow down and retry", lim.CallRate, lim.CallBurst)})
 		// A client that keeps going after refusals is not retrying, it is
 		// flooding: it goes, before it costs more than its refusals.
 		if c.overRate++; c.overRate > max(maxOverRate, lim.CallBurst) {
+			c.s.metrics.refusals.WithLabelValues("websocket_call_rate_disconnect").Inc()
 			c.closeWith(ClosePolicy, fmt.Sprintf("rate limit: %d calls in a row over %g per second; reconnect and slow down", c.overRate, lim.CallRate))
 		}
 		return nil
