@@ -43,6 +43,66 @@ type version struct {
 	mu   sync.Mutex
 	idle []*instance
 	gone bool // replaced by a newer version: instances returned are closed
+	// making counts the instances being made; at most maxMaking at once.
+	// peakMaking is its highest value (tests watch it).
+	making, peakMaking int
+	// changed is closed (and replaced) when an instance is put back or a
+	// making ends: callers waiting for an instance look again.
+	changed chan struct{}
+}
+
+// maxMaking bounds the instances of one version made at the same time. Calls
+// run one at a time per database, so one or two instances serve them all;
+// without a bound, many callers finding the pool empty at once (a burst of
+// new connections, or a module whose calls keep trapping) would each make
+// one, each running _initialize, and starve the call that holds the writer
+// slot of CPU.
+const maxMaking = 2
+
+// obtain returns an idle instance, or makes one. When maxMaking are already
+// being made, it waits for one of them, or for an instance put back.
+func (v *version) obtain(ctx context.Context, d *Database) (*instance, error) {
+	for {
+		v.mu.Lock()
+		if n := len(v.idle); n > 0 {
+			inst := v.idle[n-1]
+			v.idle = v.idle[:n-1]
+			v.mu.Unlock()
+			return inst, nil
+		}
+		if v.making < maxMaking {
+			v.making++
+			v.peakMaking = max(v.peakMaking, v.making)
+			v.mu.Unlock()
+			inst, err := v.mod.newInstance(ctx, d)
+			v.mu.Lock()
+			v.making--
+			v.notifyLocked()
+			v.mu.Unlock()
+			if err == nil {
+				d.instancesMade.Add(1)
+			}
+			return inst, err
+		}
+		if v.changed == nil {
+			v.changed = make(chan struct{})
+		}
+		changed := v.changed
+		v.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for an instance: %w", ctx.Err())
+		}
+	}
+}
+
+// notifyLocked wakes the callers waiting in obtain. v.mu is held.
+func (v *version) notifyLocked() {
+	if v.changed != nil {
+		close(v.changed)
+		v.changed = nil
+	}
 }
 
 // CreateDatabase creates the store database name with mod's tables (a first
@@ -188,6 +248,7 @@ func (v *version) put(ctx context.Context, inst *instance, maxIdle int) {
 	v.mu.Lock()
 	if !v.gone && len(v.idle) < maxIdle {
 		v.idle = append(v.idle, inst)
+		v.notifyLocked()
 		v.mu.Unlock()
 		return
 	}
@@ -311,10 +372,9 @@ func (d *Database) run(ctx context.Context, v *version, id uint32, req CallReque
 	inst := v.tryGet()
 	if inst == nil {
 		tx.Rollback()
-		if inst, err = v.mod.newInstance(ctx, d); err != nil {
+		if inst, err = v.obtain(ctx, d); err != nil {
 			return nil, fmt.Errorf("runtime: database %s: %w", d.name, err)
 		}
-		d.instancesMade.Add(1)
 		if tx, err = d.st.Begin(ctx); err != nil {
 			v.put(ctx, inst, d.rt.cfg.maxIdle)
 			return nil, fmt.Errorf("runtime: database %s: starting a transaction: %w", d.name, err)
