@@ -9,7 +9,6 @@ require (
 	github.com/gorilla/websocket v1.5.3
 	github.com/prometheus/client_golang v1.25.0
 	github.com/tetratelabs/wazero v1.12.0
-	github.com/tidwall/btree v1.8.2
 	github.com/zeebo/blake3 v0.2.4
 	pgregory.net/rapid v1.3.0
 )
