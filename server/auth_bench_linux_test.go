@@ -9,16 +9,19 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/gorilla/websocket"
 
 	"github.com/spacetime-go/spacetime/auth"
 )
@@ -102,6 +105,22 @@ public_keys = ["`+writePEM(b, dir, "ec.pem", &ecKey.PublicKey)+`"]
 		b.Run("alg="+tc.alg+"/impl=server", func(b *testing.B) {
 			benchCalls(b, s.URL()+"/v1/database/app/call/auth", body)
 		})
+		// Over a WebSocket, as an app's client calls auth: no HTTP request
+		// per call on either side.
+		b.Run("alg="+tc.alg+"/impl=ws", func(b *testing.B) {
+			benchWSCalls(b, s, "auth", func(int) []any { return []any{tok} })
+		})
+		b.Run("alg="+tc.alg+"/impl=ws-noop", func(b *testing.B) {
+			benchWSCalls(b, s, "whoami", func(int) []any { return []any{} })
+		})
+		// A call that writes one row and so waits for a durable commit, as
+		// auth does (its identity row): the difference to impl=ws is what
+		// verifying, deriving and the session cost.
+		b.Run("alg="+tc.alg+"/impl=ws-write", func(b *testing.B) {
+			// Every call writes a new value, so every commit goes to the disk.
+			var n atomic.Int64
+			benchWSCalls(b, s, "set_setting", func(int) []any { return []any{"k", fmt.Sprint(n.Add(1))} })
+		})
 		// The same route with a reducer that does nothing of its own (it
 		// returns the caller): the difference to impl=server is what auth
 		// itself costs, beside the verifier.
@@ -129,6 +148,47 @@ func benchCalls(b *testing.B, url string, body []byte) {
 			if res.StatusCode != 200 {
 				b.Errorf("%s: %d", url, res.StatusCode)
 				return
+			}
+		}
+	})
+}
+
+// benchWSCalls calls reducer with args over one WebSocket per parallel
+// caller, waiting for each ReducerResult (other messages, such as the
+// IdentityChanged after auth, are read and skipped).
+func benchWSCalls(b *testing.B, s *Server, reducer string, args func(id int) []any) {
+	defer reportProcessCPU(b)()
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		c, err := dialWS(b, s, "app", "")
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		if _, _, err := c.next(); err != nil { // InitialConnection
+			b.Error(err)
+			return
+		}
+		for id := 0; pb.Next(); id++ {
+			msg, _ := json.Marshal(map[string]any{"CallReducer": map[string]any{"request_id": id, "reducer": reducer, "args": args(id)}})
+			if err := c.c.WriteMessage(websocket.TextMessage, msg); err != nil {
+				b.Error(err)
+				return
+			}
+			for {
+				typ, body, err := c.next()
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				if typ != "ReducerResult" {
+					continue
+				}
+				if body["status"] != "committed" {
+					b.Errorf("%s: %v", reducer, body)
+					return
+				}
+				break
 			}
 		}
 	})
