@@ -187,10 +187,13 @@ func applySchema(ctx context.Context, sdb *store.Database, def *abi.ModuleDef) e
 // Update makes mod serve the database from the next call on (a republish).
 // New tables are added; changes to existing tables are refused.
 func (d *Database) Update(ctx context.Context, mod *Module) error {
-	if err := applySchema(ctx, d.st, mod.def); err != nil {
+	// The module first: a module that can no longer serve (released from
+	// memory) must not leave the database with its schema and the old code.
+	if err := mod.acquire(); err != nil {
 		return err
 	}
-	if err := mod.acquire(); err != nil {
+	if err := applySchema(ctx, d.st, mod.def); err != nil {
+		mod.release(ctx)
 		return err
 	}
 	old := d.cur.Swap(&version{mod: mod})
@@ -478,7 +481,10 @@ func (d *Database) run(ctx context.Context, v *version, id uint32, req CallReque
 			}
 		}
 	}
-	commit, err := tx.Commit(ctx)
+	// The guest has committed: the caller going away now must not turn a
+	// transaction that may still become durable into a reported failure
+	// (store.ErrCommitUnconfirmed), so the commit is awaited regardless.
+	commit, err := tx.Commit(context.WithoutCancel(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("runtime: database %s: committing %s: %w", d.name, rd.Name, err)
 	}
