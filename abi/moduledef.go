@@ -59,6 +59,13 @@ type ReducerDef struct {
 	Lifecycle string `json:"lifecycle,omitempty"`
 }
 
+// IsAuth reports whether the reducer is the module's auth reducer: named
+// auth and returning an IdentityId, which the host binds to the caller
+// (DESIGN.md, "Identity and authentication").
+func (r *ReducerDef) IsAuth() bool {
+	return r.Name == "auth" && r.Return != nil && r.Return.Kind == KindIdentity
+}
+
 // ParamDef is a named reducer parameter.
 type ParamDef struct {
 	Name string `json:"name"`

@@ -473,7 +473,7 @@ func (d *Database) run(ctx context.Context, v *version, id uint32, req CallReque
 	// The instance is free before the commit waits for the disk.
 	v.put(ctx, inst, d.rt.cfg.maxIdle)
 	var vi *VerifiedIdentity
-	if isAuthReducer(rd) {
+	if rd.IsAuth() {
 		if vi = verifiedIdentity(retBytes, verified); vi != nil {
 			if err := recordIdentity(tx, d.st, vi, ts); err != nil {
 				tx.Rollback()

@@ -42,12 +42,6 @@ func readOnlyTables(sdb *store.Database) hostfuncs.ReadOnlyTables {
 	return ro
 }
 
-// isAuthReducer: a reducer named auth that returns an IdentityId binds the
-// identity it returns to the caller (DESIGN.md, "Identity and authentication").
-func isAuthReducer(rd *abi.ReducerDef) bool {
-	return rd.Name == "auth" && rd.Return != nil && rd.Return.Kind == abi.KindIdentity
-}
-
 // VerifiedIdentity is what the host learned from a successful auth call: the
 // identity the reducer returned, and the verified token it derives from.
 type VerifiedIdentity struct {

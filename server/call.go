@@ -40,12 +40,6 @@ func failed(code int, format string, args ...any) *callOutcome {
 	return &callOutcome{code: code, Status: "failed", Error: fmt.Sprintf(format, args...), Return: json.RawMessage("null")}
 }
 
-// isAuthReducer: a reducer named auth that returns an IdentityId binds the
-// identity it returns to the caller (DESIGN.md, "Identity and authentication").
-func isAuthReducer(rd *abi.ReducerDef) bool {
-	return rd.Name == "auth" && rd.Return != nil && rd.Return.Kind == abi.KindIdentity
-}
-
 // call runs a reducer with JSON arguments on behalf of caller.
 func (s *Server) call(ctx context.Context, d *database, reducer string, argsJSON []byte, caller abi.Identity, claims []byte, conn abi.ConnectionID) *callOutcome {
 	def := d.def()
@@ -64,7 +58,7 @@ func (s *Server) call(ctx context.Context, d *database, reducer string, argsJSON
 		return failed(http.StatusBadRequest, "bad arguments for reducer %s(%s): %v", rd.Name, paramList(rd), err)
 	}
 	rec := &claimsRecorder{}
-	if isAuthReducer(rd) {
+	if rd.IsAuth() {
 		ctx = context.WithValue(ctx, claimsRecorderKey{}, rec)
 	}
 	res, err := d.rdb.Call(ctx, runtime.CallRequest{Reducer: rd.Name, Args: args, Caller: caller, Claims: claims, Connection: conn})
@@ -77,7 +71,7 @@ func (s *Server) call(ctx context.Context, d *database, reducer string, argsJSON
 			vals, derr := abi.DecodeRow([]abi.Type{*rd.Return}, res.Return)
 			if derr == nil && len(vals) == 1 {
 				out.Return = abi.AppendJSON(nil, *rd.Return, vals[0])
-				if isAuthReducer(rd) {
+				if rd.IsAuth() {
 					s.bindSession(out, vals[0], rec)
 				}
 			}
