@@ -436,16 +436,22 @@ func (d *Database) run(ctx context.Context, v *version, id uint32, req CallReque
 	verified := c.Verified
 	inst.endCall()
 
-	// A deadline that fired as the guest returned may already have closed
-	// the module (wazero's watchdog): treat the call as stopped, and never
-	// pool the instance.
+	// A guest that returned after its deadline (or its caller leaving) is
+	// failed all the same, as RATIONALE says. With wazero's watchdog on, the
+	// deadline may already have closed the module: never pool it then.
 	if callErr != nil || ctxErr != nil || overspent {
 		tx.Rollback()
 		var limit error
 		if callErr != nil || overspent {
 			limit = inst.limitHit(budget, d.cfg.maxCallDepth)
 		}
-		inst.close(context.WithoutCancel(ctx))
+		if callErr == nil && !overspent && !d.rt.cfg.closeOnDone {
+			// The guest returned normally and nothing watched the context
+			// to close its module: it is as healthy as after a failed call.
+			v.put(ctx, inst, d.rt.cfg.maxIdle)
+		} else {
+			inst.close(context.WithoutCancel(ctx))
+		}
 		return nil, &energyError{d.stopped(rd.Name, callErr, ctxErr, ctx.Err(), limit, timeout, elapsed, energy), energy}
 	}
 	switch result {
