@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -73,6 +74,9 @@ type wsConn struct {
 	closeCode int
 	closeMsg  string
 	writerEnd chan struct{}
+	// pong carries a client's ping to the writer, which answers it: every
+	// data frame is written by the writer.
+	pong chan string
 	// readerDone is closed when the reader stops reading.
 	readerDone chan struct{}
 
@@ -254,6 +258,7 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 		done:       make(chan struct{}),
 		writerEnd:  make(chan struct{}),
 		readerDone: make(chan struct{}),
+		pong:       make(chan string, 1),
 	}
 	if p.Session != nil {
 		c.setSession(p.Session)
@@ -318,39 +323,96 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 	c.reader(r.Context())
 }
 
+// writeWait bounds one write to a client: a client that takes longer to
+// accept data is stuck or hostile.
+const writeWait = 10 * time.Second
+
+// maxBatch is about how many bytes of frames the writer gathers for one
+// write.
+const maxBatch = 64 << 10
+
 // writer is the connection's only writer of data frames: it drains the
-// queue, pings, and on close sends the close frame.
+// queue, pings, answers pings, and on close sends the close frame. It
+// writes the frames itself, several per write when several are queued
+// (gorilla's WriteMessage makes a write syscall and moves the socket's
+// deadline for every frame, which was a fifth of the server's CPU per
+// call), and moves the write deadline at most every writeWait/16.
 func (c *wsConn) writer() {
 	defer close(c.writerEnd)
 	defer c.ws.Close()
 	ping := time.NewTicker(c.s.cfg.pingInterval)
 	defer ping.Stop()
-	write := func(m outMsg) error {
+	nc := c.ws.NetConn()
+	var (
+		batch []byte
+		armed time.Time // when the write deadline was last moved
+	)
+	// add appends m as one text frame to the batch.
+	add := func(m outMsg) {
 		data := m.data
 		if m.update != nil {
 			var err error
 			var ok bool
 			if data, ok = appendTransactionUpdate(c.wbuf[:0], m.update); ok {
-				if cap(data) <= 64<<10 {
-					c.wbuf = data[:0] // written before the next message reuses it
+				if cap(data) <= maxBatch {
+					c.wbuf = data[:0] // copied into the batch before reuse
 				}
 			} else if data, err = transactionUpdateJSON(m.update); err != nil {
 				c.s.log.Error("websocket: encoding an update", "error", err)
-				return nil
+				return
 			}
 		}
-		c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		return c.ws.WriteMessage(websocket.TextMessage, data)
+		batch = appendTextFrame(batch, data)
+	}
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if now := time.Now(); now.Sub(armed) >= writeWait/16 {
+			nc.SetWriteDeadline(now.Add(writeWait))
+			armed = now
+		}
+		_, err := nc.Write(batch)
+		if cap(batch) > 4*maxBatch {
+			batch = nil
+		} else {
+			batch = batch[:0]
+		}
+		return err
+	}
+	// gather adds m and whatever else is queued, up to about maxBatch.
+	gather := func(m outMsg) {
+		add(m)
+		for len(batch) < maxBatch {
+			select {
+			case m := <-c.out:
+				add(m)
+			default:
+				return
+			}
+		}
+	}
+	// control writes a control frame through gorilla, which sets its own
+	// deadline on the socket: the next flush moves it back.
+	control := func(typ int, data []byte, d time.Duration) error {
+		armed = time.Time{}
+		return c.ws.WriteControl(typ, data, time.Now().Add(d))
 	}
 	for {
 		select {
 		case m := <-c.out:
-			if err := write(m); err != nil {
+			gather(m)
+			if err := flush(); err != nil {
+				c.closeWith(websocket.CloseAbnormalClosure, "")
+				return
+			}
+		case data := <-c.pong:
+			if err := control(websocket.PongMessage, []byte(data), time.Second); err != nil {
 				c.closeWith(websocket.CloseAbnormalClosure, "")
 				return
 			}
 		case <-ping.C:
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(5*time.Second)); err != nil {
+			if err := control(websocket.PingMessage, nil, 5*time.Second); err != nil {
 				c.closeWith(websocket.CloseAbnormalClosure, "")
 				return
 			}
@@ -360,11 +422,14 @@ func (c *wsConn) writer() {
 				// last updates) before saying goodbye; a slow client gets
 				// nothing more.
 				deadline := time.Now().Add(time.Second)
+				nc.SetWriteDeadline(deadline)
+				armed = deadline // not moved again
 			drain:
 				for time.Now().Before(deadline) {
 					select {
 					case m := <-c.out:
-						if write(m) != nil {
+						gather(m)
+						if flush() != nil {
 							break drain
 						}
 					default:
@@ -379,6 +444,22 @@ func (c *wsConn) writer() {
 			return
 		}
 	}
+}
+
+// appendTextFrame appends data as one final, unmasked text frame (RFC 6455
+// 5.2; a server never masks).
+func appendTextFrame(b, data []byte) []byte {
+	const finText = 0x81
+	switch n := len(data); {
+	case n <= 125:
+		b = append(b, finText, byte(n))
+	case n <= 0xffff:
+		b = append(b, finText, 126, byte(n>>8), byte(n))
+	default:
+		b = append(b, finText, 127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	return append(b, data...)
 }
 
 // linger gives the client a moment to read the close frame before the
@@ -415,6 +496,18 @@ func (c *wsConn) reader(ctx context.Context) {
 	extend()
 	c.ws.SetPongHandler(func(string) error {
 		extend()
+		return nil
+	})
+	// gorilla's own ping handler writes the pong from this goroutine and
+	// moves the socket's write deadline under the writer's feet; the
+	// writer answers instead. A ping arriving while one waits is dropped,
+	// as RFC 6455 allows (a pong answers the latest ping).
+	c.ws.SetPingHandler(func(data string) error {
+		extend()
+		select {
+		case c.pong <- data:
+		default:
+		}
 		return nil
 	})
 	// One buffer per connection for its messages: handle copies what it
