@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -60,6 +62,8 @@ type ServerKey struct {
 	path    string
 	o       options
 	session *jwt.Parser
+	// sessionHeader is what every session token of this key starts with.
+	sessionHeader []byte
 }
 
 // OpenServerKey loads the server key from dataDir/ServerKeyFile, creating it
@@ -96,6 +100,7 @@ func NewServerKey(key *ecdsa.PrivateKey, opts ...Option) (*ServerKey, error) {
 func newServerKey(key *ecdsa.PrivateKey, path string, o options) (*ServerKey, error) {
 	s := &ServerKey{key: key, path: path, o: o}
 	s.kid = thumbprint(&key.PublicKey)
+	s.sessionHeader = sessionHeader(s.kid)
 	s.session = jwt.NewParser(
 		jwt.WithValidMethods([]string{"ES256"}),
 		jwt.WithExpirationRequired(),
@@ -302,6 +307,13 @@ type sessionClaims struct {
 // MintSession signs a session token for a verified token's claims. It
 // expires after the session TTL or when the original token does, whichever
 // comes first; it returns the token and its expiry.
+//
+// It runs on every auth call, so it builds the token directly rather than
+// through golang-jwt's generic signer: the header is encoded once per key,
+// the payload is appended without reflection (the original claims are
+// embedded as they were signed), and the signature is one ECDSA P-256
+// signature. The result is an ordinary ES256 JWT: VerifySession, or any JWT
+// library given the public key, checks it.
 func (s *ServerKey) MintSession(c *Claims) (string, time.Time, error) {
 	if c == nil || c.Issuer == "" || c.Subject == "" {
 		return "", time.Time{}, errors.New("auth: mint session: needs verified claims with iss and sub")
@@ -311,31 +323,93 @@ func (s *ServerKey) MintSession(c *Claims) (string, time.Time, error) {
 	if !c.ExpiresAt.IsZero() && c.ExpiresAt.Before(exp) {
 		exp = c.ExpiresAt
 	}
+	// NumericDate has whole seconds; report what the token says.
+	exp = exp.Truncate(time.Second)
 	if !exp.After(now) {
 		return "", time.Time{}, errors.New("auth: mint session: the token has already expired")
 	}
-	orig := c.JSON
+	orig := []byte(c.JSON)
 	if len(orig) == 0 {
-		orig = json.RawMessage("{}")
+		orig = []byte("{}")
 	}
-	sc := sessionClaims{
-		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer:    SessionIssuer,
-			Subject:   IdentityFromClaims(c.Issuer, c.Subject).String(),
-			Audience:  jwt.ClaimStrings{SessionAudience},
-			IssuedAt:  jwt.NewNumericDate(now),
-			ExpiresAt: jwt.NewNumericDate(exp),
-		},
-		OrigIssuer:  c.Issuer,
-		OrigSubject: c.Subject,
-		OrigClaims:  orig,
+	if !json.Valid(orig) {
+		return "", time.Time{}, errors.New("auth: mint session: the claims are not valid JSON")
 	}
-	tok, err := s.sign(sc, sessionTyp)
+	id := c.Identity
+	if id.IsZero() {
+		id = IdentityFromClaims(c.Issuer, c.Subject)
+	}
+	payload := make([]byte, 0, 160+len(c.Issuer)+len(c.Subject)+len(orig))
+	payload = append(payload, `{"iss":"`+SessionIssuer+`","sub":"`...)
+	payload = hex.AppendEncode(payload, id[:])
+	payload = append(payload, `","aud":["`+SessionAudience+`"],"exp":`...)
+	payload = strconv.AppendInt(payload, exp.Unix(), 10)
+	payload = append(payload, `,"iat":`...)
+	payload = strconv.AppendInt(payload, now.Unix(), 10)
+	payload = append(payload, `,"oiss":`...)
+	payload = appendJSONString(payload, c.Issuer)
+	payload = append(payload, `,"osub":`...)
+	payload = appendJSONString(payload, c.Subject)
+	payload = append(payload, `,"claims":`...)
+	payload = append(payload, orig...)
+	payload = append(payload, '}')
+
+	enc := base64.RawURLEncoding
+	tok := make([]byte, 0, len(s.sessionHeader)+enc.EncodedLen(len(payload))+1+enc.EncodedLen(2*p256Bytes))
+	tok = append(tok, s.sessionHeader...)
+	tok = enc.AppendEncode(tok, payload)
+	digest := sha256.Sum256(tok)
+	r, sv, err := ecdsa.Sign(rand.Reader, s.key, digest[:])
 	if err != nil {
-		return "", time.Time{}, err
+		return "", time.Time{}, fmt.Errorf("auth: sign: %w", err)
 	}
-	// NumericDate drops sub-second precision; report what the token says.
-	return tok, sc.ExpiresAt.Time, nil
+	var sig [2 * p256Bytes]byte
+	r.FillBytes(sig[:p256Bytes])
+	sv.FillBytes(sig[p256Bytes:])
+	tok = append(tok, '.')
+	tok = enc.AppendEncode(tok, sig[:])
+	return string(tok), exp, nil
+}
+
+// p256Bytes is the size of a P-256 scalar: an ES256 signature is r and s,
+// each this long, big-endian (RFC 7518 section 3.4).
+const p256Bytes = 32
+
+// sessionHeader is the encoded JOSE header of session tokens and the dot
+// after it: the same for every session of a key.
+func sessionHeader(kid string) []byte {
+	h, _ := json.Marshal(map[string]string{"alg": "ES256", "kid": kid, "typ": sessionTyp})
+	return append(base64.RawURLEncoding.AppendEncode(nil, h), '.')
+}
+
+// appendJSONString appends s as a JSON string. s is valid UTF-8 (it was
+// decoded from JSON); only what JSON requires is escaped.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		start = i + 1
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // VerifySession checks a session token minted by this key. Refusals are

@@ -42,12 +42,21 @@ func readOnlyTables(sdb *store.Database) hostfuncs.ReadOnlyTables {
 	return ro
 }
 
+// LastSeenResolution is how precise the identity table's last_seen is: an
+// auth moves it only when it is at least this old. A returning user's auth
+// then writes nothing (the row, like the module's User row, is unchanged),
+// and its transaction commits without a disk sync; last_seen says "active
+// within the last minute", which is what it is read for.
+const LastSeenResolution = time.Minute
+
 // VerifiedIdentity is what the host learned from a successful auth call: the
 // identity the reducer returned, and the verified token it derives from.
 type VerifiedIdentity struct {
 	Identity abi.Identity
 	Issuer   string
 	Subject  string
+	// ExpiresAt is the token's exp: a session made from it must not outlive it.
+	ExpiresAt time.Time
 	// Claims is the token's claims as JSON.
 	Claims []byte
 }
@@ -67,21 +76,29 @@ func verifiedIdentity(ret []byte, verified [][]byte) *VerifiedIdentity {
 	}
 	for _, claims := range verified {
 		var c struct {
-			Iss string `json:"iss"`
-			Sub string `json:"sub"`
+			Iss string      `json:"iss"`
+			Sub string      `json:"sub"`
+			Exp json.Number `json:"exp"`
 		}
 		if json.Unmarshal(claims, &c) != nil {
 			continue
 		}
 		if auth.IdentityFromClaims(c.Iss, c.Sub) == id {
-			return &VerifiedIdentity{Identity: id, Issuer: c.Iss, Subject: c.Sub, Claims: claims}
+			v := &VerifiedIdentity{Identity: id, Issuer: c.Iss, Subject: c.Sub, Claims: claims}
+			// The verifier requires exp; it is a JSON number, possibly with
+			// a fraction (RFC 7519 NumericDate).
+			if exp, err := c.Exp.Float64(); err == nil {
+				v.ExpiresAt = time.Unix(0, int64(exp*float64(time.Second)))
+			}
+			return v
 		}
 	}
 	return nil
 }
 
 // recordIdentity upserts v's row in the identity system table within tx:
-// first_seen is kept, last_seen set to ts.
+// first_seen is kept, last_seen set to ts unless the row's last_seen is
+// within LastSeenResolution of ts, in which case nothing is written.
 func recordIdentity(tx *store.Tx, sdb *store.Database, v *VerifiedIdentity, ts time.Time) error {
 	table, err := sdb.TableID(abi.IdentityTableName)
 	if err != nil {
@@ -99,10 +116,16 @@ func recordIdentity(tx *store.Tx, sdb *store.Database, v *VerifiedIdentity, ts t
 	}
 	old, found := it.Next()
 	if found {
-		def := abi.IdentityTable()
-		vals, derr := abi.DecodeRow(def.ColumnTypes(), old)
-		if derr == nil {
-			firstSeen = vals[3].AsInt()
+		r := abi.NewReader(old)
+		r.ReadIdentity()
+		iss, sub := r.ReadString(), r.ReadString()
+		first, last := r.ReadTimestamp(), r.ReadTimestamp()
+		if r.Err() == nil {
+			firstSeen = first
+			if iss == v.Issuer && sub == v.Subject && now-last < LastSeenResolution.Microseconds() {
+				it.Close()
+				return nil
+			}
 		}
 	}
 	it.Close()

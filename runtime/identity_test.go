@@ -25,6 +25,7 @@ func TestIdentitySystemTable(t *testing.T) {
 	}
 	db := newGoDatabase(t, sdkTestModule, WithTokenVerifier(v))
 	ctx := context.Background()
+	minted := time.Now()
 	token, err := key.Mint("alice", time.Hour, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +59,7 @@ func TestIdentitySystemTable(t *testing.T) {
 		return out
 	}
 
-	t1, t2 := time.UnixMicro(1_700_000_000_000_000), time.UnixMicro(1_700_000_100_000_000)
+	t1, t2 := time.UnixMicro(1_700_000_000_000_000), time.UnixMicro(1_700_000_600_000_000)
 	res := authAt(t1)
 	if res.Verified == nil || res.Verified.Identity != alice || res.Verified.Subject != "alice" || res.Verified.Issuer != key.IssuerName() {
 		t.Fatalf("Verified = %+v, want alice from %s", res.Verified, key.IssuerName())
@@ -70,10 +71,33 @@ func TestIdentitySystemTable(t *testing.T) {
 	if got := rows(); len(got) != 1 || got[0] != want {
 		t.Fatalf("identity rows after the first auth = %+v, want [%+v]", got, want)
 	}
-	authAt(t2)
-	want.lastSeen = t2.UnixMicro()
-	if got := rows(); len(got) != 1 || got[0] != want {
-		t.Fatalf("identity rows after the second auth = %+v, want [%+v]", got, want)
+	// last_seen moves only once it is LastSeenResolution old: a returning
+	// identity's auth within it writes nothing, so its commit needs no disk.
+	for _, step := range []struct {
+		name     string
+		at       time.Time
+		lastSeen time.Time
+		written  bool
+	}{
+		{"within the resolution", t1.Add(LastSeenResolution - time.Microsecond), t1, false},
+		{"at the resolution", t1.Add(LastSeenResolution), t1.Add(LastSeenResolution), true},
+		{"later", t2, t2, true},
+		{"clock gone back", t1, t2, false},
+	} {
+		res := authAt(step.at)
+		if res.Verified == nil || res.Verified.Identity != alice {
+			t.Fatalf("%s: Verified = %+v, want alice", step.name, res.Verified)
+		}
+		if got := tableInDelta(res, abi.IdentityTableName); got != step.written {
+			t.Errorf("%s: identity row in the commit delta = %v, want %v", step.name, got, step.written)
+		}
+		want.lastSeen = step.lastSeen.UnixMicro()
+		if got := rows(); len(got) != 1 || got[0] != want {
+			t.Fatalf("identity rows after an auth %s = %+v, want [%+v]", step.name, got, want)
+		}
+	}
+	if exp := res.Verified.ExpiresAt; exp.Before(minted.Add(time.Hour-time.Second)) || exp.After(minted.Add(time.Hour+time.Second)) {
+		t.Errorf("Verified.ExpiresAt = %v, want the token's exp, about %v", exp, minted.Add(time.Hour))
 	}
 
 	lookup := func(id abi.Identity) (string, bool) {

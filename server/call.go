@@ -57,10 +57,6 @@ func (s *Server) call(ctx context.Context, d *database, reducer string, argsJSON
 	if err != nil {
 		return failed(http.StatusBadRequest, "bad arguments for reducer %s(%s): %v", rd.Name, paramList(rd), err)
 	}
-	rec := &claimsRecorder{}
-	if rd.IsAuth() {
-		ctx = context.WithValue(ctx, claimsRecorderKey{}, rec)
-	}
 	res, err := d.rdb.Call(ctx, runtime.CallRequest{Reducer: rd.Name, Args: args, Caller: caller, Claims: claims, Connection: conn})
 	status := "committed"
 	var out *callOutcome
@@ -72,7 +68,7 @@ func (s *Server) call(ctx context.Context, d *database, reducer string, argsJSON
 			if derr == nil && len(vals) == 1 {
 				out.Return = abi.AppendJSON(nil, *rd.Return, vals[0])
 				if rd.IsAuth() {
-					s.bindSession(out, vals[0], rec)
+					s.bindSession(out, vals[0], res.Verified)
 				}
 			}
 		}
@@ -114,22 +110,23 @@ func (s *Server) call(ctx context.Context, d *database, reducer string, argsJSON
 }
 
 // bindSession fills in the identity an auth reducer returned and, when the
-// claims it came from were verified during the call, a session token.
-func (s *Server) bindSession(out *callOutcome, v abi.Value, rec *claimsRecorder) {
+// runtime verified the token it came from during the call (v), a session
+// token.
+func (s *Server) bindSession(out *callOutcome, ret abi.Value, v *runtime.VerifiedIdentity) {
 	var id abi.Identity
-	if len(v.Str) != len(id) {
+	if len(ret.Str) != len(id) {
 		return
 	}
-	copy(id[:], v.Str)
+	copy(id[:], ret.Str)
 	if id.IsZero() {
 		return
 	}
 	out.Identity = &id
-	c := rec.find(id)
-	if c == nil {
+	if v == nil || v.Identity != id {
 		out.Warning = "no session token: the identity auth returned does not come from a token verified with jwt_verify during the call, so the server cannot vouch for it on later calls"
 		return
 	}
+	c := &auth.Claims{Issuer: v.Issuer, Subject: v.Subject, ExpiresAt: v.ExpiresAt, Identity: v.Identity, JSON: v.Claims}
 	tok, exp, err := s.key.MintSession(c)
 	if err != nil {
 		out.Warning = "no session token: " + err.Error()

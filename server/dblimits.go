@@ -115,7 +115,7 @@ func (s *Server) limitsFor(name string) DatabaseLimits {
 
 // runtimeOptions are the runtime's settings of database name; the runtime
 // keeps memory_pages within its own WithMemoryLimitPages.
-func (s *Server) runtimeOptions(name string, v recordingVerifier) []runtime.DatabaseOption {
+func (s *Server) runtimeOptions(name string, v *auth.Verifier) []runtime.DatabaseOption {
 	l := s.cfg.dbLimits[name]
 	opts := []runtime.DatabaseOption{runtime.WithDatabaseVerifier(v)}
 	if l.EnergyBudget > 0 {

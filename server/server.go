@@ -238,8 +238,8 @@ func (s *Server) release(ctx context.Context) error {
 // issuers, the database's own ([databases.NAME.auth]), and the server's dev
 // issuer unless turned off. auth.Verifiers shares the server-wide issuers
 // (and their JWKS caches) between databases.
-func (s *Server) verifierFor(name string) (recordingVerifier, error) {
-	return recordingVerifier{v: s.verifiers.For(name)}, nil
+func (s *Server) verifierFor(name string) (*auth.Verifier, error) {
+	return s.verifiers.For(name), nil
 }
 
 func (s *Server) lookup(name string) (*database, bool) {

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,7 +8,6 @@ import (
 
 	"github.com/spacetime-go/spacetime/abi"
 	"github.com/spacetime-go/spacetime/auth"
-	"github.com/spacetime-go/spacetime/hostfuncs"
 )
 
 // ErrUnauthorized is wrapped by bearer-token refusals.
@@ -84,37 +82,4 @@ func (s *Server) authenticate(r *http.Request) (principal, error) {
 		return principal{}, fmt.Errorf("%w: invalid bearer token: %v", ErrUnauthorized, err)
 	}
 	return principal{Session: sess, HasToken: true}, nil
-}
-
-// recordingVerifier is the jwt_verify back end of one database. It wraps
-// auth.Verifier to remember the claims verified during a call whose context
-// carries a claimsRecorder: after an auth reducer returns an identity, the
-// server mints a session from the claims that identity came from.
-type recordingVerifier struct{ v *auth.Verifier }
-
-var _ hostfuncs.TokenVerifier = recordingVerifier{}
-
-type claimsRecorderKey struct{}
-
-type claimsRecorder struct{ claims []*auth.Claims }
-
-func (rv recordingVerifier) Verify(ctx context.Context, token string) ([]byte, error) {
-	c, err := rv.v.VerifyToken(ctx, token)
-	if err != nil {
-		return nil, err
-	}
-	if rec, ok := ctx.Value(claimsRecorderKey{}).(*claimsRecorder); ok && len(rec.claims) < 8 {
-		rec.claims = append(rec.claims, c)
-	}
-	return c.JSON, nil
-}
-
-// find returns the verified claims whose identity is id.
-func (rec *claimsRecorder) find(id abi.Identity) *auth.Claims {
-	for _, c := range rec.claims {
-		if c.Identity == id {
-			return c
-		}
-	}
-	return nil
 }
