@@ -138,6 +138,9 @@ func cmdFanout(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&cfg.Reducer, "reducer", "post_tick", "the reducer to call with [seq, sent_us]; it must insert a row with a \"seq\" column into the table the query reads")
 	fs.StringVar(&cfg.Query, "query", "SELECT * FROM Tick", "every subscriber's query")
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "how long to wait for one transaction's deliveries")
+	fs.StringVar(&cfg.Reader, "reader", "", "how the subscribers' sockets are read: poll (epoll, Linux; the default there) or goroutines (gorilla, one goroutine each)")
+	fs.DurationVar(&cfg.PollInterval, "poll-interval", time.Millisecond, "with --reader poll, look at the sockets once per interval instead of waiting for each message, 0 (fewer wake-ups, which on loopback the server pays for; receipts are late by up to the interval)")
+	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "the server's process id, to report its CPU time per delivery (same machine)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := parse(fs, args, stderr); err != nil {
 		return err

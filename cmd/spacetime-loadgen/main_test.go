@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -78,20 +80,23 @@ func TestSmoke(t *testing.T) {
 		}
 	})
 
-	t.Run("fanout", func(t *testing.T) {
-		var out, errb bytes.Buffer
-		code := run(ctx, []string{"fanout", "--server", s.URL(), "--db", "loadgen", "--subscribers", "5", "--txs", "10", "--warmup-txs", "2", "--interval", "0s", "--json"}, &out, &errb)
-		if code != 0 {
-			t.Fatalf("exit %d: %s", code, errb.String())
-		}
-		var res loadgen.FanoutResult
-		if err := json.Unmarshal(out.Bytes(), &res); err != nil {
-			t.Fatalf("not JSON: %v\n%s", err, out.String())
-		}
-		if res.ToAll.N != 10 || res.Delivery.N != 50 || res.Call.N != 10 || res.Incomplete != 0 || res.ToAll.P50 < res.Delivery.P50/2 {
-			t.Errorf("result: %+v", res)
-		}
-	})
+	for _, reader := range []string{"poll", "goroutines"} {
+		t.Run("fanout/"+reader, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(ctx, []string{"fanout", "--server", s.URL(), "--db", "loadgen", "--subscribers", "5", "--txs", "10", "--warmup-txs", "2", "--interval", "0s", "--reader", reader, "--server-pid", strconv.Itoa(os.Getpid()), "--json"}, &out, &errb)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errb.String())
+			}
+			var res loadgen.FanoutResult
+			if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+				t.Fatalf("not JSON: %v\n%s", err, out.String())
+			}
+			if res.ToAll.N != 10 || res.CommitToAll.N != 10 || res.Delivery.N != 50 || res.Call.N != 10 || res.Incomplete != 0 ||
+				res.ToAll.P50 < res.Delivery.P50/2 || res.CommitToAll.P50 > res.ToAll.P50 || res.Config.Reader != reader || res.LoadgenCPU <= 0 {
+				t.Errorf("result: %+v", res)
+			}
+		})
+	}
 
 	t.Run("errors", func(t *testing.T) {
 		for _, tc := range []struct {

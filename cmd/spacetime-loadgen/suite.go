@@ -194,7 +194,8 @@ func runSuite(ctx context.Context, cfg suiteConfig, stdout, stderr io.Writer) er
 			var res loadgen.FanoutResult
 			sf := &suiteFanout{Result: &res, LoadAvg: loadAvg()}
 			sf.ServerCPU, sf.LoadgenCPU, err = srv.child(ctx, self, &res, prof, 5*time.Second, 20*time.Second, "fanout",
-				"--subscribers", strconv.Itoa(cfg.subscribers), "--txs", strconv.Itoa(cfg.txs), "--interval", cfg.interval.String())
+				"--subscribers", strconv.Itoa(cfg.subscribers), "--txs", strconv.Itoa(cfg.txs), "--interval", cfg.interval.String(),
+				"--server-pid", strconv.Itoa(srv.cmd.Process.Pid))
 			if err != nil {
 				return err
 			}
@@ -489,6 +490,7 @@ func summary(w io.Writer, cfg suiteConfig, rounds []suiteRound) {
 			name string
 			l    func(r *loadgen.FanoutResult) loadgen.Latency
 		}{
+			{"commit (first sign of it: ReducerResult or an update) → every subscriber has it", func(r *loadgen.FanoutResult) loadgen.Latency { return r.CommitToAll }},
 			{"call sent → every subscriber has the update", func(r *loadgen.FanoutResult) loadgen.Latency { return r.ToAll }},
 			{"caller's ReducerResult → every subscriber has it", func(r *loadgen.FanoutResult) loadgen.Latency { return r.ResultToAll }},
 			{"call sent → each subscriber has it", func(r *loadgen.FanoutResult) loadgen.Latency { return r.Delivery }},
@@ -498,6 +500,9 @@ func summary(w io.Writer, cfg suiteConfig, rounds []suiteRound) {
 				fo(func(r *loadgen.FanoutResult) time.Duration { return row.l(r).P50 }),
 				fo(func(r *loadgen.FanoutResult) time.Duration { return row.l(r).P99 }))
 		}
+		fmt.Fprintf(w, "\nCPU per delivery over the measured transactions: server %s µs, load generator %s µs\n",
+			col(func(r suiteRound) float64 { return usf(r.Fanout.Result.ServerCPUPerDelivery) }),
+			col(func(r suiteRound) float64 { return usf(r.Fanout.Result.LoadgenCPUPerDelivery) }))
 		fmt.Fprintf(w, "\nin process, one caller: durable call p50 %s ms, p99 %s ms\n",
 			col(func(r suiteRound) float64 { return msf(r.InProcess[0].Latency.P50) }),
 			col(func(r suiteRound) float64 { return msf(r.InProcess[0].Latency.P99) }))

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package loadgen
+
+import "time"
+
+// pidCPU is measured on Linux only.
+func pidCPU(int) time.Duration { return 0 }
