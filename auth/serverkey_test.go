@@ -3,6 +3,7 @@ package auth
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
@@ -10,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -425,7 +427,9 @@ func BenchmarkMintSession(b *testing.B) {
 		}
 	})
 	digest := sha256.Sum256([]byte("x"))
-	b.Run("impl=ecdsa.Sign", func(b *testing.B) {
+	// The signature alone, hedged (a fresh DRBG per signature, what
+	// golang-jwt uses) and deterministic (RFC 6979, what MintSession uses).
+	b.Run("impl=ecdsa-hedged", func(b *testing.B) {
 		b.ReportAllocs()
 		defer reportCPU(b)()
 		for b.Loop() {
@@ -434,4 +438,74 @@ func BenchmarkMintSession(b *testing.B) {
 			}
 		}
 	})
+	b.Run("impl=ecdsa-rfc6979", func(b *testing.B) {
+		b.ReportAllocs()
+		defer reportCPU(b)()
+		for b.Loop() {
+			if _, err := k.ec2.Sign(nil, digest[:], crypto.SHA256); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// TestDERToRaw: the ASN.1 signatures of crypto/ecdsa become r || s, with
+// the leading zero of a high-bit integer dropped and short integers padded;
+// anything else is refused.
+func TestDERToRaw(t *testing.T) {
+	full := bytes.Repeat([]byte{0xaa}, 32)
+	short := bytes.Repeat([]byte{0x11}, 31)
+	der := func(r, s []byte) []byte {
+		b := []byte{0x30, byte(4 + len(r) + len(s)), 0x02, byte(len(r))}
+		b = append(b, r...)
+		b = append(b, 0x02, byte(len(s)))
+		return append(b, s...)
+	}
+	want := func(r, s []byte) []byte {
+		out := make([]byte, 64)
+		copy(out[32-len(r):], r)
+		copy(out[64-len(s):], s)
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		der  []byte
+		want []byte
+	}{
+		{"high bit, leading zero", der(append([]byte{0}, full...), append([]byte{0}, full...)), want(full, full)},
+		{"short r", der(short, append([]byte{0}, full...)), want(short, full)},
+		{"short s", der(append([]byte{0}, full...), short), want(full, short)},
+		{"r too long", der(append([]byte{1}, full...), short), nil},
+		{"trailing bytes", append(der(short, short), 0), nil},
+		{"wrong outer tag", append([]byte{0x31}, der(short, short)[1:]...), nil},
+		{"wrong integer tag", func() []byte { b := der(short, short); b[2] = 0x04; return b }(), nil},
+		{"truncated", der(short, short)[:20], nil},
+		{"empty", nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := make([]byte, 64)
+			ok := derToRaw(tc.der, out)
+			if ok != (tc.want != nil) || (ok && !bytes.Equal(out, tc.want)) {
+				t.Fatalf("derToRaw = %v %x, want %x", ok, out, tc.want)
+			}
+		})
+	}
+	// Real signatures, many of them, since a short r or s comes once in
+	// 128 or so: each must verify with the raw form.
+	k := keys(t)
+	for i := range 400 {
+		digest := sha256.Sum256([]byte{byte(i), byte(i >> 8)})
+		sig, err := k.ec2.Sign(nil, digest[:], crypto.SHA256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := make([]byte, 64)
+		if !derToRaw(sig, raw) {
+			t.Fatalf("signature %d (%x) refused", i, sig)
+		}
+		r, s := new(big.Int).SetBytes(raw[:32]), new(big.Int).SetBytes(raw[32:])
+		if !ecdsa.Verify(&k.ec2.PublicKey, digest[:], r, s) {
+			t.Fatalf("signature %d does not verify in raw form", i)
+		}
+	}
 }
