@@ -17,7 +17,10 @@ type request struct {
 	hasCommit bool
 	drop      []byte // run DropPrefix, alone
 	after     func() // run by the committer once durable
-	done      chan error
+	// then, when set, is given the outcome instead of done, and the
+	// request is recycled after it (Tx.CommitFunc).
+	then func(Commit, error)
+	done chan error
 }
 
 // newRequest returns a request for db (nil: catalog work) from the store's
@@ -248,8 +251,17 @@ func (s *Store) writeGroup(group []*request, ne int, buf []Write) []Write {
 				r.after()
 			}
 		}
-		r.done <- err
 		group[i] = nil
+		if then := r.then; then != nil {
+			c := r.commit
+			s.putRequest(r)
+			if err != nil {
+				c = Commit{}
+			}
+			then(c, err)
+			continue
+		}
+		r.done <- err
 	}
 	return buf
 }

@@ -483,8 +483,42 @@ type TableDelta struct {
 // written on the caller's goroutine (saving two goroutine wake-ups), and
 // Commit returns when that write ends, whatever ctx does meanwhile.
 func (tx *Tx) Commit(ctx context.Context) (Commit, error) {
+	c, req, err := tx.submit(nil)
+	if err != nil || req == nil {
+		return c, err
+	}
+	if err := tx.db.await(ctx, req, c.Offset); err != nil {
+		return Commit{}, err
+	}
+	return c, nil
+}
+
+// CommitFunc applies the transaction and frees the writer slot like Commit,
+// but returns once the transaction is ordered instead of waiting for it to
+// be durable: then is called exactly once with the outcome Commit would
+// have returned, once it is known. It runs on the store's committer
+// goroutine (or on the caller's, when the caller writes the group itself
+// or there is nothing to wait for), in offset order across the database's
+// transactions, and must not block: it holds up the commits after it.
+// When CommitFunc returns an error, nothing was committed and then is not
+// called.
+//
+// A caller that pipelines (runs its next transaction while this one
+// becomes durable) saves a goroutine waiting per transaction.
+func (tx *Tx) CommitFunc(then func(Commit, error)) error {
+	if then == nil {
+		return fmt.Errorf("store: CommitFunc needs a function to call")
+	}
+	_, _, err := tx.submit(then)
+	return err
+}
+
+// submit orders the transaction. With then nil, it returns the request to
+// await (nil when there is nothing to wait for); otherwise the committer
+// calls then and recycles the request.
+func (tx *Tx) submit(then func(Commit, error)) (Commit, *request, error) {
 	if tx.done {
-		return Commit{}, ErrTxDone
+		return Commit{}, nil, ErrTxDone
 	}
 	db := tx.db
 	// Size the writes and their keys first, so that each goes into one
@@ -509,7 +543,7 @@ func (tx *Tx) Commit(ctx context.Context) (Commit, error) {
 		}
 	}
 	if nw == 1 {
-		return tx.commitReadOnly(ctx)
+		return tx.commitReadOnly(then)
 	}
 	db2 := newDelta()
 	delta := &db2.d
@@ -586,33 +620,34 @@ func (tx *Tx) Commit(ctx context.Context) (Commit, error) {
 	nbytes += 32
 	if err := s.fitsOneTxn(len(writes), nbytes); err != nil {
 		db.release()
-		return Commit{}, fmt.Errorf("%w: database %q: %w", ErrTxTooLarge, db.name, err)
+		return Commit{}, nil, fmt.Errorf("%w: database %q: %w", ErrTxTooLarge, db.name, err)
 	}
 	if err := checkKeys(writes); err != nil {
 		db.release()
-		return Commit{}, fmt.Errorf("%w: database %q: %w", ErrTxTooLarge, db.name, err)
+		return Commit{}, nil, fmt.Errorf("%w: database %q: %w", ErrTxTooLarge, db.name, err)
 	}
 	next.offset = off
 	c := Commit{Offset: off, Delta: delta}
 	req := s.newRequest(db)
 	req.writes, req.bytes, req.v, req.commit, req.hasCommit = writes, nbytes, next, c, true
+	req.then = then
 	claimed, err := s.enqueueOrClaim(req)
 	if err != nil {
 		s.putRequest(req)
 		db.release()
-		return Commit{}, err
+		return Commit{}, nil, err
 	}
 	db.latest = next
 	db.release()
 	if claimed {
 		// The committer was idle: write here rather than wake it and wait
-		// for it. The answer is then already in req.done.
+		// for it. The answer is then already in req.done (or given to then).
 		s.commitInline(req)
 	}
-	if err := db.await(ctx, req, off); err != nil {
-		return Commit{}, err
+	if then != nil {
+		return c, nil, nil // req may already be recycled
 	}
-	return c, nil
+	return c, req, nil
 }
 
 // await waits for a queued request's outcome, or for ctx to end. The
@@ -635,26 +670,32 @@ func (db *Database) await(ctx context.Context, req *request, off uint64) error {
 
 // commitReadOnly finishes a transaction that changed nothing. Nothing is
 // written, but what it read must be durable before its caller hears back.
-func (tx *Tx) commitReadOnly(ctx context.Context) (Commit, error) {
+func (tx *Tx) commitReadOnly(then func(Commit, error)) (Commit, *request, error) {
 	db, s := tx.db, tx.db.s
 	tx.done = true
 	tx.base, tx.next, tx.tables, tx.changes = nil, nil, nil, nil
 	off := db.latest.offset
+	c := Commit{Offset: off, Delta: &Delta{}}
 	if db.durable.Load() == db.latest {
 		db.release()
-		return Commit{Offset: off, Delta: &Delta{}}, nil
+		if then != nil {
+			then(c, nil)
+		}
+		return c, nil, nil
 	}
 	req := s.newRequest(db)
+	req.commit = c // given to then; a barrier publishes nothing
+	req.then = then
 	if err := s.enqueue(req); err != nil {
 		db.release()
 		s.putRequest(req)
-		return Commit{}, err
+		return Commit{}, nil, err
 	}
 	db.release()
-	if err := db.await(ctx, req, off); err != nil {
-		return Commit{}, err
+	if then != nil {
+		return c, nil, nil
 	}
-	return Commit{Offset: off, Delta: &Delta{}}, nil
+	return c, req, nil
 }
 
 // noop reports whether a change has no net effect (inserted then deleted,
