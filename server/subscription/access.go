@@ -254,7 +254,7 @@ func (e *Engine) revokeLocked(s *qset, err error) Revoked {
 	e.removeSetLocked(s)
 	if e.cfg.onRevoke != nil {
 		rc := r
-		s.conn.box.push(item{revoked: &rc, onRevoke: e.cfg.onRevoke})
+		s.conn.box.pushAndFlush(item{revoked: &rc, onRevoke: e.cfg.onRevoke})
 	}
 	return r
 }

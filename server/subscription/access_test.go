@@ -158,7 +158,13 @@ func TestLimits(t *testing.T) {
 }
 
 func TestModuleChangedRevokes(t *testing.T) {
-	f := newFixture(t)
+	for _, m := range sendModes {
+		t.Run(m.name, func(t *testing.T) { testModuleChangedRevokes(t, m.opts...) })
+	}
+}
+
+func testModuleChangedRevokes(t *testing.T, opts ...Option) {
+	f := newFixture(t, opts...)
 	mod := testModule()
 	var cur atomic.Pointer[abi.ModuleDef]
 	cur.Store(mod)

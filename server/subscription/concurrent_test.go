@@ -116,7 +116,13 @@ func (c *client) checkEach(f *fixture, caller abi.Identity) {
 // once, and a client watching whole tables gets exactly the transactions
 // that changed them.
 func TestConcurrentWritersOrderExactlyOnce(t *testing.T) {
-	f := newFixture(t)
+	for _, m := range sendModes {
+		t.Run(m.name, func(t *testing.T) { testConcurrentWritersOrderExactlyOnce(t, m.opts...) })
+	}
+}
+
+func testConcurrentWritersOrderExactlyOnce(t *testing.T, opts ...Option) {
+	f := newFixture(t, opts...)
 	var clients []*client
 	for i := 0; i < 6; i++ {
 		c := newClient(t, connID(i+1))
@@ -163,6 +169,12 @@ func TestConcurrentWritersOrderExactlyOnce(t *testing.T) {
 // each client's cache equals a fresh query of its subscription at every
 // offset it sees, and at the end.
 func TestSubscribeDuringTrafficProperty(t *testing.T) {
+	for _, m := range sendModes {
+		t.Run(m.name, func(t *testing.T) { testSubscribeDuringTrafficProperty(t, m.opts...) })
+	}
+}
+
+func testSubscribeDuringTrafficProperty(t *testing.T, opts ...Option) {
 	var iter, folds atomic.Uint64
 	s := newFixture(t).store
 	defer func() {
@@ -172,7 +184,7 @@ func TestSubscribeDuringTrafficProperty(t *testing.T) {
 		t.Logf("%d commits folded into initial rows", folds.Load())
 	}()
 	rapid.Check(t, func(rt *rapid.T) {
-		f := newFixtureIn(t, s, fmt.Sprintf("p%d", iter.Load()))
+		f := newFixtureIn(t, s, fmt.Sprintf("p%d", iter.Load()), opts...)
 		defer f.close()
 		// Widen the window between reading initial rows and going live, so
 		// that commits land in it and are folded.
@@ -249,11 +261,17 @@ func TestSubscribeDuringTrafficProperty(t *testing.T) {
 
 // No client sees a transaction before it is durable.
 func TestNoDeliveryBeforeDurability(t *testing.T) {
+	for _, m := range sendModes {
+		t.Run(m.name, func(t *testing.T) { testNoDeliveryBeforeDurability(t, m.opts...) })
+	}
+}
+
+func testNoDeliveryBeforeDurability(t *testing.T, opts ...Option) {
 	gate := &gatedDurability{release: make(chan struct{}), entered: make(chan struct{}, 16)}
 	f := newFixtureStore(t, []store.Option{store.WithDurabilityWrapper(func(d store.Durability) store.Durability {
 		gate.Durability = d
 		return gate
-	})})
+	})}, opts...)
 	c := newClient(t, connID(1))
 	f.e.Connect(c.id, ident(1), false, c.send)
 	must[*SubscribeApplied](t)(c.subscribe(f.e, 1, "SELECT * FROM Post"))

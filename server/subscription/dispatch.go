@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"sort"
+	"sync"
 
 	"github.com/spacetime-go/spacetime/abi"
 	"github.com/spacetime-go/spacetime/query"
@@ -14,20 +16,66 @@ import (
 // onCommit is called by the store, one durable commit at a time, in offset
 // order.
 func (e *Engine) onCommit(c store.Commit, after *store.Snapshot) {
+	if e.committed != nil {
+		e.committed(c, after)
+	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.closed || c.Offset <= e.snap.Offset() {
+		e.mu.Unlock()
 		return // already part of the snapshot the engine started from
 	}
 	before := e.snap
 	e.snap = after
 	if c.Delta == nil || len(c.Delta.Tables) == 0 {
+		e.mu.Unlock()
 		return
 	}
 	for p := range e.pending {
 		p.buf = append(p.buf, pendingCommit{Commit: c, after: after})
 	}
 	e.fanoutLocked(c.Offset, c.Delta, before, after)
+	flush := e.flushBoxes
+	e.flushBoxes = nil
+	e.mu.Unlock()
+	if len(flush) > 0 {
+		e.flush(flush)
+		clear(flush)
+		// Commits come one at a time: the array is free again.
+		e.mu.Lock()
+		e.flushBoxes = flush[:0]
+		e.mu.Unlock()
+	}
+}
+
+// minParallelFlush is the fan-out from which the outboxes are flushed on
+// several goroutines: each flush is a send that may make a system call.
+const minParallelFlush = 64
+
+// flush delivers the commit's updates (direct mode), spreading the outboxes
+// over the cores. It returns when every outbox has been flushed, so that the
+// commits' deliveries do not pile up.
+func (e *Engine) flush(boxes []*outbox) {
+	n := runtime.GOMAXPROCS(0)
+	if len(boxes) < minParallelFlush || n < 2 {
+		for _, b := range boxes {
+			b.flush()
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	per := (len(boxes) + n - 1) / n
+	for i := per; i < len(boxes); i += per {
+		part := boxes[i:min(i+per, len(boxes))]
+		wg.Go(func() {
+			for _, b := range part {
+				b.flush()
+			}
+		})
+	}
+	for _, b := range boxes[:per] {
+		b.flush()
+	}
+	wg.Wait()
 }
 
 func changedTables(d *store.Delta) func(string) bool {
@@ -104,7 +152,9 @@ func (e *Engine) fanoutLocked(offset uint64, d *store.Delta, before, after *stor
 		tu := c.cur
 		c.cur = nil
 		sort.Slice(tu.QuerySets, func(i, j int) bool { return tu.QuerySets[i].QuerySetID < tu.QuerySets[j].QuerySetID })
-		c.box.push(item{tu: tu})
+		if c.box.push(item{tu: tu}) && c.box.direct {
+			e.flushBoxes = append(e.flushBoxes, c.box)
+		}
 	}
 	clear(e.touched)
 	clear(e.tconns)

@@ -116,6 +116,7 @@ type config struct {
 	log              *slog.Logger
 	onOverflow       func(abi.ConnectionID)
 	onRevoke         func(Revoked)
+	directSend       bool
 }
 
 // Option configures New.
@@ -135,6 +136,16 @@ func WithMaxInitialRows(n int) Option { return func(c *config) { c.maxInitialRow
 // (in front of its send function). Past it the connection is treated like
 // one whose send returned false: nothing more is delivered to it.
 func WithMaxQueuedUpdates(n int) Option { return func(c *config) { c.maxQueued = n } }
+
+// WithNonBlockingSend declares that the connections' send functions never
+// block (they hand the update on or drop the connection themselves). The
+// engine then runs no goroutine per connection: each commit's updates are
+// handed to send right after the commit is matched, outside the lock, from
+// the commit's goroutine and helpers spreading the connections over the
+// cores. That saves a goroutine wake-up per update, a large share of a
+// fan-out to many connections. Without it, send may block, and a goroutine
+// per connection calls it.
+func WithNonBlockingSend() Option { return func(c *config) { c.directSend = true } }
 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
@@ -190,11 +201,17 @@ type Engine struct {
 	txStamp  uint64
 	touched  []*qset
 	tconns   []*conn
-	condOn   []*uquery
-	envUsed  []*uquery
+	// flushBoxes are the outboxes a commit queued to (direct mode), to
+	// flush once the lock is released.
+	flushBoxes []*outbox
+	condOn     []*uquery
+	envUsed    []*uquery
 	// folds counts commits folded into initial rows (tests check the path
 	// is exercised).
 	folds atomic.Uint64
+	// committed, when set (tests), sees each commit before it is matched
+	// and delivered: a test's send may then look up the state it reflects.
+	committed func(store.Commit, *store.Snapshot)
 	// afterInitial, when set (tests), runs after Subscribe or SetIdentity
 	// has read its rows and before it folds and goes live.
 	afterInitial func()
@@ -318,7 +335,7 @@ func (e *Engine) Connect(id abi.ConnectionID, caller abi.Identity, owner bool, s
 		e.dropConnLocked(old)
 	}
 	c := &conn{id: id, caller: caller, owner: owner, sets: map[uint32]*qset{}}
-	c.box = newOutbox(send, e.cfg.maxQueued, func(overflow bool) {
+	c.box = newOutbox(send, e.cfg.maxQueued, e.cfg.directSend, func(overflow bool) {
 		if overflow {
 			e.cfg.log.Warn("subscription: client outbox full, no more updates are delivered to it",
 				"connection", id.String(), "limit", e.cfg.maxQueued)
@@ -330,7 +347,9 @@ func (e *Engine) Connect(id abi.ConnectionID, caller abi.Identity, owner bool, s
 		}
 	})
 	e.conns[id] = c
-	go c.box.run()
+	if !e.cfg.directSend {
+		go c.box.run()
+	}
 }
 
 // Disconnect drops the connection and all its query sets.

@@ -471,7 +471,13 @@ func TestGrantRoleChange(t *testing.T) {
 }
 
 func TestGrantIdentityChange(t *testing.T) {
-	gf := newGrantFixture(t, nil, "g")
+	for _, m := range sendModes {
+		t.Run(m.name, func(t *testing.T) { testGrantIdentityChange(t, m.opts...) })
+	}
+}
+
+func testGrantIdentityChange(t *testing.T, opts ...Option) {
+	gf := newGrantFixture(t, nil, "g", opts...)
 	alice, bob, anon := ident(1), ident(2), abi.Identity{}
 	gf.tx(func(tx *store.Tx) {
 		gf.upsert(tx, "Msg", msgRow(1, alice, bob, "hi")...)

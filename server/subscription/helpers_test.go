@@ -69,6 +69,16 @@ type fixture struct {
 	commits map[uint64][]string
 }
 
+// sendModes are the engine's two ways of calling send: from a goroutine per
+// connection, or (a send that never blocks) from the commit's goroutines.
+var sendModes = []struct {
+	name string
+	opts []Option
+}{
+	{"goroutine", nil},
+	{"direct", []Option{WithNonBlockingSend()}},
+}
+
 func newFixture(t testing.TB, opts ...Option) *fixture {
 	t.Helper()
 	return newFixtureStore(t, nil, opts...)
@@ -106,7 +116,7 @@ func newFixtureDef(t testing.TB, s *store.Store, name string, tables []abi.Table
 	f := &fixture{t: t, ctx: ctx, store: s, db: db, snaps: map[uint64]*store.Snapshot{}, commits: map[uint64][]string{}}
 	t.Cleanup(f.close)
 	// Record every state, so tests can query the database as of any offset.
-	f.cancelRec = db.OnCommit(func(c store.Commit, after *store.Snapshot) {
+	record := func(c store.Commit, after *store.Snapshot) {
 		f.snapMu.Lock()
 		f.snaps[c.Offset] = after
 		var names []string
@@ -115,10 +125,16 @@ func newFixtureDef(t testing.TB, s *store.Store, name string, tables []abi.Table
 		}
 		f.commits[c.Offset] = names
 		f.snapMu.Unlock()
-	})
+	}
+	f.cancelRec = db.OnCommit(record)
 	f.snaps[0] = db.Snapshot()
 	opts = append([]Option{WithLogger(slog.New(slog.DiscardHandler))}, opts...)
 	f.e = New(db, def, opts...)
+	// The store calls its callbacks in no set order; with
+	// WithNonBlockingSend the engine's calls send (whose checks look up
+	// the state at the update's offset) before returning, so the engine
+	// records the state first too.
+	f.e.committed = record
 	f.post, _ = db.TableID("Post")
 	f.log, _ = db.TableID("Log")
 	f.sec, _ = db.TableID("Secret")

@@ -170,16 +170,34 @@ func TestUnsubscribeDisconnectReplace(t *testing.T) {
 
 // A client whose send blocks or refuses must not delay the others.
 func TestSlowClient(t *testing.T) {
+	for _, m := range sendModes {
+		t.Run(m.name, func(t *testing.T) { testSlowClient(t, m.opts...) })
+	}
+}
+
+func testSlowClient(t *testing.T, opts ...Option) {
 	var overflowed atomic.Int32
-	f := newFixture(t, WithMaxQueuedUpdates(3), WithOverflowHandler(func(abi.ConnectionID) { overflowed.Add(1) }))
+	f := newFixture(t, append(opts, WithMaxQueuedUpdates(3), WithOverflowHandler(func(abi.ConnectionID) { overflowed.Add(1) }))...)
 	stuck := newClient(t, connID(1))
 	stuck.block = make(chan struct{})
+	direct := len(opts) > 0
+	if direct {
+		// A send that blocks breaks WithNonBlockingSend's contract: the
+		// stuck client is one whose updates pile up while a Subscribe
+		// holds its outbox paused.
+		stuck.block = nil
+	}
 	refusing := newClient(t, connID(2))
 	refusing.refuse = true
 	fast := newClient(t, connID(3))
 	for _, c := range []*client{stuck, refusing, fast} {
 		f.e.Connect(c.id, ident(1), false, c.send)
 		must[*SubscribeApplied](t)(c.subscribe(f.e, 1, "SELECT * FROM Post"))
+	}
+	if direct {
+		f.e.mu.Lock()
+		f.e.conns[stuck.id].box.pause()
+		f.e.mu.Unlock()
 	}
 	start := time.Now()
 	for i := 0; i < 10; i++ {
@@ -202,13 +220,23 @@ func TestSlowClient(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	close(stuck.block)
+	if !direct {
+		close(stuck.block)
+	} else if got := len(stuck.updates()); got != 0 {
+		t.Fatalf("paused client got %d updates", got)
+	}
 	f.e.Disconnect(stuck.id)
 	f.e.Disconnect(refusing.id)
 }
 
 func TestSetIdentity(t *testing.T) {
-	f := newFixture(t)
+	for _, m := range sendModes {
+		t.Run(m.name, func(t *testing.T) { testSetIdentity(t, m.opts...) })
+	}
+}
+
+func testSetIdentity(t *testing.T, opts ...Option) {
+	f := newFixture(t, opts...)
 	a, b := ident(1), ident(2)
 	f.tx(func(tx *store.Tx) {
 		must[[]byte](t)(tx.Insert(f.post, postRow(t, 0, a, "go", 1)))

@@ -634,7 +634,7 @@ func (e *Engine) recompute(c *conn, old, caller abi.Identity, why string) []Revo
 				}
 			}
 			if len(tu.QuerySets) > 0 {
-				c.box.push(item{tu: tu})
+				c.box.pushAndFlush(item{tu: tu})
 			}
 			e.mu.Unlock()
 			return revoked
