@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -18,6 +19,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -64,6 +66,7 @@ type ServerKey struct {
 	session *jwt.Parser
 	// sessionHeader is what every session token of this key starts with.
 	sessionHeader []byte
+	sessions      sessionCache
 }
 
 // OpenServerKey loads the server key from dataDir/ServerKeyFile, creating it
@@ -319,12 +322,13 @@ func (s *ServerKey) MintSession(c *Claims) (string, time.Time, error) {
 		return "", time.Time{}, errors.New("auth: mint session: needs verified claims with iss and sub")
 	}
 	now := s.o.now()
-	exp := now.Add(s.o.sessionTTL)
+	// A session's own lifetime ends on a step of at most a minute, so that
+	// sessions minted from the same token within that step are the same
+	// session (reused below); NumericDate has whole seconds anyway.
+	exp := now.Add(s.o.sessionTTL).Truncate(min(time.Minute, max(time.Second, s.o.sessionTTL/60)))
 	if !c.ExpiresAt.IsZero() && c.ExpiresAt.Before(exp) {
-		exp = c.ExpiresAt
+		exp = c.ExpiresAt.Truncate(time.Second)
 	}
-	// NumericDate has whole seconds; report what the token says.
-	exp = exp.Truncate(time.Second)
 	if !exp.After(now) {
 		return "", time.Time{}, errors.New("auth: mint session: the token has already expired")
 	}
@@ -334,6 +338,10 @@ func (s *ServerKey) MintSession(c *Claims) (string, time.Time, error) {
 	}
 	if !json.Valid(orig) {
 		return "", time.Time{}, errors.New("auth: mint session: the claims are not valid JSON")
+	}
+	key := sessionKey(c.Issuer, c.Subject, orig, exp)
+	if tok, ok := s.sessions.get(key, now); ok {
+		return tok, exp, nil
 	}
 	id := c.Identity
 	if id.IsZero() {
@@ -373,7 +381,75 @@ func (s *ServerKey) MintSession(c *Claims) (string, time.Time, error) {
 	}
 	tok = append(tok, '.')
 	tok = enc.AppendEncode(tok, sig[:])
-	return string(tok), exp, nil
+	st := string(tok)
+	s.sessions.put(key, st, exp, now)
+	return st, exp, nil
+}
+
+// maxCachedSessions bounds the sessions kept for reuse: about 600 bytes
+// each for a typical token, so at most a few megabytes.
+const maxCachedSessions = 4096
+
+// sessionCache keeps the sessions minted lately by what they were minted
+// from. An auth call with the same token (a client that calls auth again on
+// every reconnect) then gets the same session back without a signature: the
+// token was verified again in that call, and the session says nothing a
+// fresh one would not, but its iat. A fresh token always has other claims
+// (its own iat, exp or jti) and so a session of its own.
+type sessionCache struct {
+	mu sync.Mutex
+	m  map[[sha256.Size]byte]cachedSession
+}
+
+type cachedSession struct {
+	token string
+	exp   time.Time
+}
+
+// sessionKey identifies what a session says: the original issuer, subject
+// and claims, and the expiry.
+func sessionKey(iss, sub string, claims []byte, exp time.Time) [sha256.Size]byte {
+	h := sha256.New()
+	var n [8]byte
+	for _, b := range [][]byte{[]byte(iss), []byte(sub), claims} {
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	binary.BigEndian.PutUint64(n[:], uint64(exp.Unix()))
+	h.Write(n[:])
+	var k [sha256.Size]byte
+	h.Sum(k[:0])
+	return k
+}
+
+func (sc *sessionCache) get(k [sha256.Size]byte, now time.Time) (string, bool) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	e, ok := sc.m[k]
+	if !ok || !e.exp.After(now) {
+		return "", false
+	}
+	return e.token, true
+}
+
+func (sc *sessionCache) put(k [sha256.Size]byte, tok string, exp, now time.Time) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.m == nil {
+		sc.m = make(map[[sha256.Size]byte]cachedSession)
+	}
+	if len(sc.m) >= maxCachedSessions {
+		for k, e := range sc.m {
+			if !e.exp.After(now) {
+				delete(sc.m, k)
+			}
+		}
+		if len(sc.m) >= maxCachedSessions {
+			clear(sc.m)
+		}
+	}
+	sc.m[k] = cachedSession{token: tok, exp: exp}
 }
 
 // p256Bytes is the size of a P-256 scalar: an ES256 signature is r and s,

@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -507,5 +508,67 @@ func TestDERToRaw(t *testing.T) {
 		if !ecdsa.Verify(&k.ec2.PublicKey, digest[:], r, s) {
 			t.Fatalf("signature %d does not verify in raw form", i)
 		}
+	}
+}
+
+// TestSessionReuse: minting from the same verified claims again, within
+// the same expiry step, returns the session already minted (no signature);
+// other claims, a later step, or a lapsed session give a new one.
+func TestSessionReuse(t *testing.T) {
+	k := keys(t)
+	clk := &clock{t: testNow}
+	sk, err := NewServerKey(k.ec2, WithClock(clk.now), WithSessionTTL(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	claimsOf := func(jti string, exp time.Time) *Claims {
+		return &Claims{Issuer: issEC, Subject: "alice", ExpiresAt: exp,
+			JSON: []byte(`{"iss":"` + issEC + `","sub":"alice","jti":"` + jti + `","exp":` + strconv.FormatInt(exp.Unix(), 10) + `}`)}
+	}
+	long, short := testNow.Add(3*time.Hour), testNow.Add(10*time.Minute)
+	mint := func(c *Claims) (string, time.Time) {
+		t.Helper()
+		tok, exp, err := sk.MintSession(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sk.VerifySession(tok); err != nil {
+			t.Fatalf("VerifySession: %v", err)
+		}
+		return tok, exp
+	}
+	first, exp1 := mint(claimsOf("1", long))
+	for _, step := range []struct {
+		name    string
+		advance time.Duration
+		claims  *Claims
+		same    bool
+	}{
+		{"same token, seconds later", 20 * time.Second, claimsOf("1", long), true},
+		{"another token of the same user", 0, claimsOf("2", long), false},
+		{"same token, next expiry step", time.Minute, claimsOf("1", long), false},
+		{"token shorter than the session TTL", 0, claimsOf("3", short), false},
+	} {
+		clk.t = clk.t.Add(step.advance)
+		tok, exp := mint(step.claims)
+		if (tok == first) != step.same {
+			t.Errorf("%s: same session = %v, want %v", step.name, tok == first, step.same)
+		}
+		if step.same && !exp.Equal(exp1) {
+			t.Errorf("%s: expiry %v, want %v", step.name, exp, exp1)
+		}
+	}
+	// A session capped by its token's expiry is reused until that expiry,
+	// and never past it.
+	clk.t = testNow
+	c := claimsOf("4", short)
+	a, _ := mint(c)
+	clk.t = testNow.Add(9 * time.Minute)
+	if b, _ := mint(c); b != a {
+		t.Error("a token-capped session was not reused before its expiry")
+	}
+	clk.t = short
+	if _, _, err := sk.MintSession(c); err == nil {
+		t.Error("minted a session from an expired token")
 	}
 }
