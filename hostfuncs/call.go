@@ -46,6 +46,10 @@ type Limits struct {
 	MaxBytesWritten int
 	// MaxTokenBytes bounds a token given to jwt_verify.
 	MaxTokenBytes int
+	// MaxRowBytes bounds one row inserted or updated: without it, one row
+	// could take the whole MaxBytesWritten, and every subscriber's update
+	// carries the row whole.
+	MaxRowBytes int
 }
 
 // DefaultLimits are the limits used when a field of [Limits] is zero.
@@ -56,6 +60,7 @@ var DefaultLimits = Limits{
 	MaxRowsWritten:  100_000,
 	MaxBytesWritten: 32 << 20,
 	MaxTokenBytes:   8 << 10,
+	MaxRowBytes:     1 << 20,
 }
 
 // WithDefaults returns l with every zero field set from [DefaultLimits].
@@ -78,6 +83,9 @@ func (l Limits) WithDefaults() Limits {
 	}
 	if l.MaxTokenBytes > 0 {
 		d.MaxTokenBytes = l.MaxTokenBytes
+	}
+	if l.MaxRowBytes > 0 {
+		d.MaxRowBytes = l.MaxRowBytes
 	}
 	return d
 }
@@ -118,6 +126,7 @@ type Call struct {
 	logDropped   bool
 	rowsWritten  int
 	bytesWritten int
+	refused      *LimitError
 
 	ctx callContext // see Context
 }
@@ -257,6 +266,7 @@ func (c *Call) End() {
 	c.logDropped = false
 	c.rowsWritten = 0
 	c.bytesWritten = 0
+	c.refused = nil
 	c.Tx = nil
 	c.Claims = nil
 	c.Verified = nil

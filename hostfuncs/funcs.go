@@ -148,8 +148,19 @@ func errnoOf(name string, err error) abi.Errno {
 }
 
 // canWrite reports whether one more row of n bytes fits the transaction's limits.
-func (c *Call) canWrite(n int) bool {
-	return c.rowsWritten+1 <= c.Limits.MaxRowsWritten && c.bytesWritten+n <= c.Limits.MaxBytesWritten
+func (c *Call) canWrite(n int) bool { return c.writeLimit(n) == 0 }
+
+// writeLimit is the limit one more row of n bytes would pass, or 0.
+func (c *Call) writeLimit(n int) Limit {
+	switch {
+	case n > c.Limits.MaxRowBytes:
+		return LimitRowBytes
+	case c.rowsWritten+1 > c.Limits.MaxRowsWritten:
+		return LimitRowsWritten
+	case c.bytesWritten+n > c.Limits.MaxBytesWritten:
+		return LimitBytesWritten
+	}
+	return 0
 }
 
 // chargeWrite counts a row written against the transaction's limits.
@@ -237,7 +248,7 @@ func (c *Call) openIter(mem api.Memory, it *store.RowIter, out uint32) abi.Errno
 	id, ok := c.alloc(handle{kind: kindIter, iter: it})
 	if !ok {
 		it.Close()
-		return abi.ErrnoLimitExceeded
+		return c.refuse(LimitHandles, "opening an iterator")
 	}
 	mem.WriteUint32Le(out, id)
 	return abi.ErrnoOK
@@ -256,7 +267,7 @@ func tableScan(ctx context.Context, c *Call, mem api.Memory, p []uint64) abi.Err
 		return abi.ErrnoNotInReducer
 	}
 	if c.open >= c.Limits.MaxHandles {
-		return abi.ErrnoLimitExceeded
+		return c.refuse(LimitHandles, "table_scan")
 	}
 	stopIfDone(ctx, "table_scan")
 	it, err := c.Tx.Scan(store.TableID(u32(p[0])))
@@ -281,7 +292,7 @@ func indexScanPoint(ctx context.Context, c *Call, mem api.Memory, p []uint64) ab
 		return abi.ErrnoNotInReducer
 	}
 	if c.open >= c.Limits.MaxHandles {
-		return abi.ErrnoLimitExceeded
+		return c.refuse(LimitHandles, "index_scan_point")
 	}
 	stopIfDone(ctx, "index_scan_point")
 	it, err := c.Tx.ScanPoint(store.IndexID(u32(p[0])), key)
@@ -334,7 +345,7 @@ func indexScanRange(ctx context.Context, c *Call, mem api.Memory, p []uint64) ab
 		return abi.ErrnoNotInReducer
 	}
 	if c.open >= c.Limits.MaxHandles {
-		return abi.ErrnoLimitExceeded
+		return c.refuse(LimitHandles, "index_scan_range")
 	}
 	stopIfDone(ctx, "index_scan_range")
 	it, err := c.Tx.ScanRange(store.IndexID(u32(p[0])), bounds[0], bounds[1])
@@ -469,8 +480,8 @@ func writeRow(ctx context.Context, c *Call, mem api.Memory, p []uint64, name str
 	if readOnly {
 		return abi.ErrnoReadOnly
 	}
-	if !c.canWrite(len(row)) {
-		return abi.ErrnoLimitExceeded
+	if k := c.writeLimit(len(row)); k != 0 {
+		return c.refuse(k, name)
 	}
 	stopIfDone(ctx, name)
 	stored, err := apply(row)
@@ -500,12 +511,15 @@ func rowDeleteByIndexPoint(ctx context.Context, c *Call, mem api.Memory, p []uin
 		return abi.ErrnoReadOnly
 	}
 	if c.rowsWritten >= c.Limits.MaxRowsWritten {
-		return abi.ErrnoLimitExceeded
+		return c.refuse(LimitRowsWritten, "row_delete_by_index_point")
 	}
 	stopIfDone(ctx, "row_delete_by_index_point")
 	// The store refuses, deleting nothing, when more rows match than the
 	// transaction may still write.
 	n, err := c.Tx.DeleteByKeyAtMost(store.IndexID(u32(p[0])), key, c.Limits.MaxRowsWritten-c.rowsWritten)
+	if errors.Is(err, store.ErrTxTooLarge) {
+		return c.refuse(LimitRowsWritten, "row_delete_by_index_point")
+	}
 	if err != nil {
 		return errnoOf("row_delete_by_index_point", err)
 	}
@@ -579,6 +593,9 @@ func bytesSinkWrite(_ context.Context, c *Call, mem api.Memory, p []uint64) abi.
 		return abi.ErrnoBadHandle
 	}
 	if len(h.data)+len(b) > h.limit {
+		if h.limit == c.Limits.MaxSinkBytes {
+			return c.refuse(LimitSinkBytes, "bytes_sink_write")
+		}
 		return abi.ErrnoLimitExceeded
 	}
 	h.data = append(h.data, b...) // copies out of the live view
@@ -601,7 +618,7 @@ func jwtVerify(ctx context.Context, c *Call, mem api.Memory, p []uint64) abi.Err
 		return abi.ErrnoNotInReducer
 	}
 	if c.open >= c.Limits.MaxHandles {
-		return abi.ErrnoLimitExceeded
+		return c.refuse(LimitHandles, "jwt_verify")
 	}
 	stopIfDone(ctx, "jwt_verify")
 	var (
@@ -612,7 +629,7 @@ func jwtVerify(ctx context.Context, c *Call, mem api.Memory, p []uint64) abi.Err
 	case c.Verifier == nil:
 		result, errno = []byte(NoIssuersReason), abi.ErrnoTokenInvalid
 	case int(tokenLen) > c.Limits.MaxTokenBytes:
-		result = fmt.Appendf(nil, "the token is %d bytes; tokens of at most %d bytes are accepted", tokenLen, c.Limits.MaxTokenBytes)
+		result = fmt.Appendf(nil, "the token is %d bytes; tokens of at most %d bytes are accepted (max_token_bytes under [databases.NAME.limits])", tokenLen, c.Limits.MaxTokenBytes)
 		errno = abi.ErrnoTokenInvalid
 	default:
 		token, _ := readString(mem, u32(p[0]), tokenLen)
@@ -672,7 +689,7 @@ func callerClaims(_ context.Context, c *Call, mem api.Memory, p []uint64) abi.Er
 	}
 	id, ok := c.alloc(handle{kind: kindSource, data: c.Claims})
 	if !ok {
-		return abi.ErrnoLimitExceeded
+		return c.refuse(LimitHandles, "caller_claims")
 	}
 	mem.WriteUint32Le(out, id)
 	return abi.ErrnoOK
@@ -699,7 +716,7 @@ func consoleLog(_ context.Context, c *Call, mem api.Memory, p []uint64) abi.Errn
 		if !c.logDropped && c.Log != nil {
 			c.logDropped = true
 			c.Log.ModuleLog(abi.LogWarn, c.Reducer, c.Caller,
-				fmt.Sprintf("log limit of %d bytes per call reached; further lines of this call are dropped", c.Limits.MaxLogBytes))
+				fmt.Sprintf("log limit of %d bytes per call reached; further lines of this call are dropped (raise log_bytes_per_call under [databases.NAME.limits] in the server's config file)", c.Limits.MaxLogBytes))
 		}
 		return abi.ErrnoLimitExceeded
 	}

@@ -319,7 +319,7 @@ func (d *Database) Call(ctx context.Context, req CallRequest) (*CallResult, erro
 	if rd.Lifecycle != "" {
 		return nil, fmt.Errorf("%w: %s is the %s lifecycle reducer, which only the host calls", ErrNoSuchReducer, rd.Name, rd.Lifecycle)
 	}
-	return d.run(ctx, v, id, req)
+	return d.run(ctx, v, id, req, nil)
 }
 
 // CallLifecycle runs the module's lifecycle reducer kind (abi.LifecycleInit,
@@ -332,13 +332,16 @@ func (d *Database) CallLifecycle(ctx context.Context, kind string, req CallReque
 		if v.mod.def.Reducers[i].Lifecycle == kind {
 			req.Reducer = v.mod.def.Reducers[i].Name
 			req.Args = nil
-			return d.run(ctx, v, uint32(i), req)
+			return d.run(ctx, v, uint32(i), req, nil)
 		}
 	}
 	return nil, nil
 }
 
-func (d *Database) run(ctx context.Context, v *version, id uint32, req CallRequest) (*CallResult, error) {
+// run runs a call. With then nil, it waits for the commit to be durable;
+// otherwise, once the transaction is ordered, it returns (nil, nil) and the
+// store gives then the outcome (CallAsync).
+func (d *Database) run(ctx context.Context, v *version, id uint32, req CallRequest, then func(*CallResult, error)) (*CallResult, error) {
 	if d.closed.Load() {
 		return nil, fmt.Errorf("runtime: database %s: %w", d.name, ErrClosed)
 	}
@@ -487,6 +490,13 @@ func (d *Database) run(ctx context.Context, v *version, id uint32, req CallReque
 			}
 		}
 	}
+	if rd.Return == nil {
+		retBytes = nil
+	}
+	res := &CallResult{Return: retBytes, Duration: elapsed, Verified: vi, Energy: energy}
+	if then != nil {
+		return nil, d.commitThen(tx, rd.Name, res, then)
+	}
 	// The guest has committed: the caller going away now must not turn a
 	// transaction that may still become durable into a reported failure
 	// (store.ErrCommitUnconfirmed), so the commit is awaited regardless.
@@ -494,10 +504,8 @@ func (d *Database) run(ctx context.Context, v *version, id uint32, req CallReque
 	if err != nil {
 		return nil, fmt.Errorf("runtime: database %s: committing %s: %w", d.name, rd.Name, err)
 	}
-	if rd.Return == nil {
-		retBytes = nil
-	}
-	return &CallResult{Commit: commit, Return: retBytes, Duration: elapsed, Verified: vi, Energy: energy}, nil
+	res.Commit = commit
+	return res, nil
 }
 
 // stopped builds the error of a call the guest did not finish.

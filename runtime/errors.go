@@ -68,14 +68,24 @@ var (
 type ReducerError struct {
 	Reducer string
 	Message string
+	// Limit is the first host limit the call was refused at before it
+	// failed (a *hostfuncs.LimitError), or nil: the guest only got
+	// LIMIT_EXCEEDED, and its message may not say which limit.
+	Limit error
 }
 
 func (e *ReducerError) Error() string {
+	if e.Limit != nil {
+		return fmt.Sprintf("reducer %s failed: %s (%v)", e.Reducer, e.Message, e.Limit)
+	}
 	return fmt.Sprintf("reducer %s failed: %s", e.Reducer, e.Message)
 }
 
 // Is makes errors.Is(err, ErrReducerFailed) hold.
 func (e *ReducerError) Is(target error) bool { return target == ErrReducerFailed }
+
+// Unwrap returns Limit, so that errors.As finds the *hostfuncs.LimitError.
+func (e *ReducerError) Unwrap() error { return e.Limit }
 
 // energyError carries the energy a call used before it failed.
 type energyError struct {

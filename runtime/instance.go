@@ -67,6 +67,7 @@ func (m *Module) newInstance(ctx context.Context, db *Database) (*instance, erro
 	}
 	inst.call.Limits = r.cfg.limits
 	if db != nil {
+		inst.call.Limits = db.callLimits()
 		inst.call.DB = db.st
 		inst.call.Log = db.logs
 		if p := db.cfg.memoryPages; p > 0 && p < inst.memLimit {

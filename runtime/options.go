@@ -275,6 +275,10 @@ type dbConfig struct {
 	energy       int64
 	memoryPages  uint32
 	maxCallDepth uint32
+	// limits and maxArgs are the database's own; zero fields keep the
+	// runtime's (see Database.callLimits, Database.maxArgs).
+	limits  hostfuncs.Limits
+	maxArgs int
 }
 
 // WithDatabaseVerifier sets the token verifier of one database (its own
@@ -314,6 +318,25 @@ func WithDatabaseMaxCallDepth(n uint32) DatabaseOption {
 	return func(c *dbConfig) {
 		if n > 0 {
 			c.maxCallDepth = n
+		}
+	}
+}
+
+// WithDatabaseLimits sets the host function limits of this database's calls
+// (rows and bytes written per transaction, one row's size, iterators open
+// at once, log bytes per call, result and token sizes); zero fields keep the
+// runtime's ([WithLimits]). Unlike memory, these may be higher than the
+// runtime's: they bound the database's own transactions.
+func WithDatabaseLimits(l hostfuncs.Limits) DatabaseOption {
+	return func(c *dbConfig) { c.limits = l }
+}
+
+// WithDatabaseMaxArgsBytes bounds the BSATN arguments of one of this
+// database's calls (0 keeps the runtime's [WithMaxArgsBytes]).
+func WithDatabaseMaxArgsBytes(n int) DatabaseOption {
+	return func(c *dbConfig) {
+		if n > 0 {
+			c.maxArgs = n
 		}
 	}
 }

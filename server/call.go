@@ -10,6 +10,7 @@ import (
 
 	"github.com/spacetime-go/spacetime/abi"
 	"github.com/spacetime-go/spacetime/auth"
+	"github.com/spacetime-go/spacetime/hostfuncs"
 	"github.com/spacetime-go/spacetime/runtime"
 )
 
@@ -32,6 +33,10 @@ type callOutcome struct {
 	TokenExpiresAt *time.Time `json:"token_expires_at,omitempty"`
 	// Warning explains a missing token after auth.
 	Warning string `json:"warning,omitempty"`
+	// Limit names the host limit (and the setting that raises it) the call
+	// was refused at before it failed: the module only saw LIMIT_EXCEEDED,
+	// so its own message may not say.
+	Limit string `json:"limit,omitempty"`
 
 	session *auth.Session // the new session, after auth
 }
@@ -74,6 +79,11 @@ func (s *Server) call(ctx context.Context, d *database, reducer string, argsJSON
 		}
 	default:
 		status = "failed"
+		defer func() {
+			if le := (*hostfuncs.LimitError)(nil); errors.As(err, &le) {
+				out.Limit = le.Error()
+			}
+		}()
 		var rerr *runtime.ReducerError
 		switch {
 		case errors.As(err, &rerr):

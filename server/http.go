@@ -266,11 +266,11 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 	// First, before a token's signature is checked or the body read: a
 	// refusal must cost the flood less than a call.
-	if a, counted := s.clientKey(r); counted && !s.httpRates.take(a, s.cfg.httpRate, s.cfg.httpBurst, time.Now()) {
-		s.metrics.refusals.WithLabelValues("http_call_rate").Inc()
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusTooManyRequests, "rate limit: client address %s may call at most %g reducers per second over HTTP (bursts of %d); slow down and retry", a, s.cfg.httpRate, s.cfg.httpBurst)
-		return
+	if a, counted := s.clientKey(r); counted {
+		if ok, over := s.httpRates.take(a, rateHTTPCall, s.cfg.httpRate, s.cfg.httpBurst, time.Now()); !ok {
+			s.refuseOverRate(w, "http_call_rate", over, "rate limit: client address %s may call at most %g reducers per second over HTTP (bursts of %d); slow down and retry", a, s.cfg.httpRate, s.cfg.httpBurst)
+			return
+		}
 	}
 	d, ok := s.database(w, r)
 	if !ok {
@@ -280,7 +280,11 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	body, ok := readBody(w, r, s.cfg.maxCallBody, "argument list")
+	maxBody := s.cfg.maxCallBody
+	if own := s.cfg.dbLimits[d.name].MaxMessageBytes; own > 0 {
+		maxBody = own
+	}
+	body, ok := readBody(w, r, maxBody, "argument list (max_message_bytes)")
 	if !ok {
 		return
 	}

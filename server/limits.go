@@ -69,40 +69,86 @@ func (c *addrConns) release(a netip.Addr) {
 	c.n[a]--
 }
 
-// addrRates are the token buckets of HTTP reducer calls, one per client
-// address. A bucket that has refilled carries no state worth keeping, so
-// such buckets are swept once the map grows, and an attacker with many
-// addresses cannot grow it without bound.
+// rateKind is what an address's bucket counts: HTTP calls and HTTP
+// queries have buckets of their own, so that a client's queries do not
+// spend its calls.
+type rateKind uint8
+
+const (
+	rateHTTPCall rateKind = iota
+	rateHTTPQuery
+)
+
+type rateKey struct {
+	addr netip.Addr
+	kind rateKind
+}
+
+// addrBucket is one address's bucket of one kind.
+type addrBucket struct {
+	tokenBucket
+	// full is how long the bucket takes to refill from empty: past it the
+	// bucket carries no state worth keeping.
+	full time.Duration
+	// over counts the requests refused in a row.
+	over int
+}
+
+// addrRates are the token buckets of HTTP reducer calls and queries, one
+// per client address and kind. Full buckets are swept once the map grows,
+// so an attacker with many addresses cannot grow it without bound.
 type addrRates struct {
 	mu    sync.Mutex
-	b     map[netip.Addr]*tokenBucket
+	b     map[rateKey]*addrBucket
 	swept time.Time
 }
 
 // sweepAbove is the number of buckets past which full ones are swept.
 const sweepAbove = 10_000
 
-func (a *addrRates) take(addr netip.Addr, rate float64, burst int, now time.Time) bool {
+// take spends one token of addr's bucket of kind; over is how many requests
+// in a row it has refused, this one included (0 when it is allowed).
+func (a *addrRates) take(addr netip.Addr, kind rateKind, rate float64, burst int, now time.Time) (ok bool, over int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.b == nil {
-		a.b = map[netip.Addr]*tokenBucket{}
+		a.b = map[rateKey]*addrBucket{}
 	}
 	if len(a.b) > sweepAbove && now.Sub(a.swept) > time.Second {
-		full := time.Duration(float64(burst) / rate * float64(time.Second))
 		for k, b := range a.b {
-			if now.Sub(b.last) > full {
+			if now.Sub(b.last) > b.full {
 				delete(a.b, k)
 			}
 		}
 		a.swept = now
 	}
-	b := a.b[addr]
+	k := rateKey{addr, kind}
+	b := a.b[k]
 	if b == nil {
-		b = &tokenBucket{}
-		a.b[addr] = b
+		b = &addrBucket{}
+		a.b[k] = b
 	}
-	return b.take(rate, burst, now)
+	b.full = time.Duration(float64(burst) / rate * float64(time.Second))
+	if b.take(rate, burst, now) {
+		b.over = 0
+		return true, 0
+	}
+	b.over++
+	return false, b.over
+}
+
+// refuseOverRate answers a request over its address's rate: 429 with
+// Retry-After, and, once the address has been refused more than
+// maxOverRate times in a row, Connection: close, so that a client that keeps
+// going pays a new connection for each refusal (HTTP's nearest thing to the
+// WebSocket's disconnect).
+func (s *Server) refuseOverRate(w http.ResponseWriter, metric string, over int, format string, args ...any) {
+	s.metrics.refusals.WithLabelValues(metric).Inc()
+	w.Header().Set("Retry-After", "1")
+	if over > maxOverRate {
+		w.Header().Set("Connection", "close")
+	}
+	writeError(w, http.StatusTooManyRequests, format, args...)
 }
 
 // count is how many connections a holds (tests).

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"net/http"
 	"net/netip"
 	"os"
@@ -258,12 +259,12 @@ func TestAddrRatesSwept(t *testing.T) {
 	var a addrRates
 	now := time.Unix(1000, 0)
 	for i := range sweepAbove + 10 {
-		a.take(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 1, 1, now)
+		a.take(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), rateHTTPCall, 1, 1, now)
 	}
 	busy := netip.MustParseAddr("192.0.2.1")
 	now = now.Add(5 * time.Second)
-	a.take(busy, 1, 1, now) // sweeps the full buckets, keeps its own
-	if len(a.b) != 1 || a.take(busy, 1, 1, now) {
+	a.take(busy, rateHTTPCall, 1, 1, now) // sweeps the full buckets, keeps its own
+	if ok, over := a.take(busy, rateHTTPCall, 1, 1, now); len(a.b) != 1 || ok || over != 1 {
 		t.Fatalf("%d buckets after the sweep; the busy one must be kept and empty", len(a.b))
 	}
 }
@@ -287,6 +288,176 @@ func TestSQLReadsItsWrites(t *testing.T) {
 		}
 		if got := tableIDs(t, s, "a", op); len(got) != i+1 {
 			t.Fatalf("after %d committed calls, SQL sees %d rows", i+1, len(got))
+		}
+	}
+}
+
+// hostLimitsConfig gives each host limit a database of its own (the first
+// refusal of a call is the one reported), and "big" none: it has the
+// server's (adversarialRuntimeOptions: 500 rows, 64 iterators, 64 KiB of
+// log a call).
+const hostLimitsConfig = `
+[databases.rows.limits]
+max_rows_written = 5
+[databases.bytes.limits]
+max_bytes_written = 40
+[databases.rowsize.limits]
+max_row_bytes = 4
+[databases.small.limits]
+max_iterators = 5
+log_bytes_per_call = 100
+max_args_bytes = 4
+max_message_bytes = 200
+`
+
+// TestDatabaseHostLimits: each per-call limit set under
+// [databases.NAME.limits] binds that database and no other, says which
+// setting to raise, and holds through a republish and a restart.
+func TestDatabaseHostLimits(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := filepath.Join(t.TempDir(), "spacetime.toml")
+	if err := os.WriteFile(cfgFile, []byte(hostLimitsConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts := []Option{WithConfigFile(cfgFile), WithRuntimeOptions(adversarialRuntimeOptions()...)}
+	s := startServer(t, dir, opts...)
+	_, op := operator(t, s)
+	wasm := adversarialWasm(t, "attacks.wasm")
+	for _, db := range []string{"rows", "bytes", "rowsize", "small", "big"} {
+		publish(t, s, db, op, wasm, 201)
+	}
+	type tc struct {
+		db, reducer string
+		args        []any
+		code        int
+		says        []string // in the error or the limit
+	}
+	calls := []tc{
+		{"rows", "insert_until_limit", nil, 422, []string{"limit of 5 rows written", "max_rows_written"}},
+		{"big", "insert_until_limit", nil, 422, []string{"limit of 500 rows written"}},
+		{"bytes", "insert_until_limit", nil, 422, []string{"limit of 40 bytes of rows written per transaction", "max_bytes_written"}},
+		{"rowsize", "insert_until_limit", nil, 422, []string{"limit of 4 bytes in one row", "max_row_bytes"}},
+		{"small", "leak_iterators", nil, 504, []string{"out of energy", "limit of 5 iterators", "max_iterators"}},
+		{"big", "leak_iterators", nil, 504, []string{"limit of 64 iterators"}},
+		{"small", "ok", []any{1}, 400, []string{"8 bytes of arguments for ok; at most 4 are accepted", "max_args_bytes"}},
+		{"big", "ok", []any{1}, 200, nil},
+	}
+	nextID := 100
+	check := func(s *Server, round string, calls []tc) {
+		t.Helper()
+		for _, c := range calls {
+			if c.reducer == "ok" && c.code == 200 {
+				nextID++
+				c.args = []any{nextID} // a new row each time
+			}
+			r := call(t, s, c.db, c.reducer, "", c.args...)
+			m := r.json(t)
+			text := fmt.Sprint(m["error"], " ", m["limit"])
+			if r.code != c.code {
+				t.Errorf("%s: %s on %s: %d %s; want %d", round, c.reducer, c.db, r.code, r.body, c.code)
+				continue
+			}
+			for _, w := range c.says {
+				if !strings.Contains(text, w) {
+					t.Errorf("%s: %s on %s: %q; want it to say %q", round, c.reducer, c.db, text, w)
+				}
+			}
+		}
+	}
+	check(s, "first publish", calls)
+	for _, db := range []string{"rows", "bytes", "rowsize"} {
+		if ids := tableIDs(t, s, db, op); len(ids) != 0 {
+			t.Errorf("%s kept rows of failed calls: %v", db, ids)
+		}
+	}
+
+	// Log bytes per call: the line over it is dropped, and the log says
+	// which setting to raise.
+	call(t, s, "small", "log_flood", "")
+	call(t, s, "big", "log_flood", "")
+	logSays := func(s *Server, db, want string) bool {
+		d, _ := s.lookup(db)
+		for _, l := range d.rdb.Logs().Last(1000) {
+			if strings.Contains(l.Message, want) {
+				return true
+			}
+		}
+		return false
+	}
+	if !logSays(s, "small", "log limit of 100 bytes per call reached") || !logSays(s, "small", "log_bytes_per_call") {
+		t.Error("small's log does not say its limit of 100 bytes per call")
+	}
+	if !logSays(s, "big", "log limit of 65536 bytes per call reached") {
+		t.Error("big's log does not say the server's limit of 65536 bytes per call")
+	}
+	if !logSays(s, "rows", "limit of 5 rows written") {
+		t.Error("the refusal is not in the module log")
+	}
+
+	// Message size: an HTTP call's body and a WebSocket message.
+	big := []byte(`[` + strings.Repeat(" ", 300) + `2]`)
+	if r := do(t, s, "POST", "/v1/database/small/call/ok", "", big); r.code != 413 || !strings.Contains(r.errorText(t), "max_message_bytes") {
+		t.Errorf("a 300-byte call on small: %d %s; want 413 naming max_message_bytes", r.code, r.body)
+	}
+	if r := do(t, s, "POST", "/v1/database/big/call/ok", "", big); r.code != 200 {
+		t.Errorf("a 300-byte call on big: %d %s", r.code, r.body)
+	}
+	msg := `{"CallReducer": {"request_id": 1, "reducer": "ok", "args": [7]` + strings.Repeat(" ", 300) + `}}`
+	cb, _ := connect(t, s, "big", "")
+	cb.sendRaw(msg)
+	if r := cb.expect("ReducerResult"); r["status"] != "committed" {
+		t.Errorf("a 300-byte message on big: %v", r)
+	}
+	cs, _ := connect(t, s, "small", "")
+	cs.sendRaw(msg)
+	// gorilla closes with 1009 and no reason before the server can give one.
+	if ce := cs.closeError(); ce.Code != websocket.CloseMessageTooBig {
+		t.Errorf("a 300-byte message on small: close %d %q; want 1009", ce.Code, ce.Text)
+	}
+
+	// A republish keeps the database's limits.
+	publish(t, s, "rows", op, wasm, 200)
+	check(s, "after a republish", calls[:2])
+
+	// So does a restart.
+	if err := s.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	s2 := startServer(t, dir, opts...)
+	check(s2, "after a restart", calls)
+}
+
+// TestDatabaseResultAndTokenLimits: max_result_bytes and max_token_bytes
+// through a Go module.
+func TestDatabaseResultAndTokenLimits(t *testing.T) {
+	cfgFile := filepath.Join(t.TempDir(), "spacetime.toml")
+	if err := os.WriteFile(cfgFile, []byte("[databases.small.limits]\nmax_result_bytes = 4\nmax_token_bytes = 50\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := newServer(t, WithConfigFile(cfgFile))
+	_, op := operator(t, s)
+	wasm := buildModule(t, appModule)
+	publish(t, s, "small", op, wasm, 201)
+	publish(t, s, "big", op, wasm, 201)
+	tok := devToken(t, s, "alice")
+	if len(tok) <= 50 {
+		t.Fatalf("a token of %d bytes", len(tok))
+	}
+	for _, c := range []struct {
+		db, reducer string
+		args        []any
+		code        int
+		says        string
+	}{
+		{"small", "add", []any{1, 2}, 422, "limit of 4 bytes of one result (return value or module description); raise max_result_bytes"},
+		{"big", "add", []any{1, 2}, 200, ""},
+		{"small", "auth", []any{tok}, 422, "tokens of at most 50 bytes are accepted (max_token_bytes"},
+		{"big", "auth", []any{tok}, 200, ""},
+	} {
+		r := call(t, s, c.db, c.reducer, "", c.args...)
+		m := r.json(t)
+		if text := fmt.Sprint(m["error"], " ", m["limit"]); r.code != c.code || !strings.Contains(text, c.says) {
+			t.Errorf("%s on %s: %d %s; want %d saying %q", c.reducer, c.db, r.code, r.body, c.code, c.says)
 		}
 	}
 }

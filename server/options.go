@@ -47,6 +47,15 @@ const (
 	// WebSocket connection: a sustained rate per second, and a burst.
 	DefaultCallRate  = 1000
 	DefaultCallBurst = 200
+	// DefaultQueryRate and DefaultQueryBurst bound the one-off queries of
+	// one WebSocket (OneOffQuery), and DefaultHTTPQueryRate and
+	// DefaultHTTPQueryBurst the SQL queries of one client address over
+	// HTTP. A query may read up to MaxSQLRows rows, so they are a tenth of
+	// the call rates.
+	DefaultQueryRate      = 100
+	DefaultQueryBurst     = 20
+	DefaultHTTPQueryRate  = 100
+	DefaultHTTPQueryBurst = 20
 	// DefaultOperatorTokenTTL is the lifetime of an operator token.
 	DefaultOperatorTokenTTL = 10 * 365 * 24 * time.Hour
 )
@@ -78,6 +87,10 @@ type config struct {
 	dbLimits      map[string]DatabaseLimits
 	callRate      float64
 	callBurst     int
+	queryRate     float64
+	queryBurst    int
+	httpQRate     float64
+	httpQBurst    int
 	version       string
 }
 
@@ -102,6 +115,10 @@ func defaultConfig() config {
 		httpBurst:    DefaultHTTPCallBurst,
 		callRate:     DefaultCallRate,
 		callBurst:    DefaultCallBurst,
+		queryRate:    DefaultQueryRate,
+		queryBurst:   DefaultQueryBurst,
+		httpQRate:    DefaultHTTPQueryRate,
+		httpQBurst:   DefaultHTTPQueryBurst,
 		version:      "dev",
 	}
 }
@@ -232,6 +249,32 @@ func WithHTTPCallRate(perSecond float64, burst int) Option {
 	return func(c *config) {
 		if perSecond > 0 {
 			c.httpRate, c.httpBurst = perSecond, max(burst, 1)
+		}
+	}
+}
+
+// WithQueryRate bounds the one-off queries (OneOffQuery) of one WebSocket
+// to perSecond on average, with bursts of burst (DefaultQueryRate,
+// DefaultQueryBurst); a database's query_rate and query_burst override it.
+// A query over it is answered with an error at once, and a connection that
+// keeps going is closed, as with WithCallRate.
+func WithQueryRate(perSecond float64, burst int) Option {
+	return func(c *config) {
+		if perSecond > 0 {
+			c.queryRate, c.queryBurst = perSecond, max(burst, 1)
+		}
+	}
+}
+
+// WithHTTPQueryRate bounds the SQL queries (POST /v1/database/NAME/sql) of
+// one client address, across all databases, to perSecond on average with
+// bursts of burst (DefaultHTTPQueryRate, DefaultHTTPQueryBurst). A query
+// over it is answered 429 with Retry-After before its body is read.
+// Loopback clients are not counted (see WithLoopbackAddressLimit).
+func WithHTTPQueryRate(perSecond float64, burst int) Option {
+	return func(c *config) {
+		if perSecond > 0 {
+			c.httpQRate, c.httpQBurst = perSecond, max(burst, 1)
 		}
 	}
 }

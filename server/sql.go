@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/spacetime-go/spacetime/abi"
 	"github.com/spacetime-go/spacetime/query"
@@ -31,6 +32,13 @@ type sqlResult struct {
 }
 
 func (s *Server) handleSQL(w http.ResponseWriter, r *http.Request) {
+	// As for HTTP calls: per client address, before anything costs.
+	if a, counted := s.clientKey(r); counted {
+		if ok, over := s.httpRates.take(a, rateHTTPQuery, s.cfg.httpQRate, s.cfg.httpQBurst, time.Now()); !ok {
+			s.refuseOverRate(w, "http_query_rate", over, "rate limit: client address %s may run at most %g SQL queries per second over HTTP (bursts of %d); slow down and retry", a, s.cfg.httpQRate, s.cfg.httpQBurst)
+			return
+		}
+	}
 	d, ok := s.database(w, r)
 	if !ok {
 		return

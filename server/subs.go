@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/spacetime-go/spacetime/abi"
 	"github.com/spacetime-go/spacetime/server/subscription"
@@ -30,6 +31,10 @@ func newSubscriptions(d *database) *subscriptions {
 	ss.engine = subscription.New(d.rdb.Store(), d.def, append(own,
 		subscription.WithLogger(d.s.log),
 		subscription.WithMaxQueuedUpdates(d.s.cfg.sendQueue),
+		// enqueue never blocks (a full queue disconnects the client), so
+		// the engine hands each update to the connection's writer from the
+		// commit's own goroutines, without a goroutine per connection.
+		subscription.WithNonBlockingSend(),
 		// A set dropped because its connection may no longer read one of its
 		// tables (republish, identity change) is reported in stream order:
 		// after its last update, before anything later.
@@ -211,6 +216,19 @@ func (c *wsConn) oneOffQuery(ctx context.Context, m *oneOffQueryMsg) error {
 	if m.Query == nil || *m.Query == "" {
 		return malformed(m.RequestID, "OneOffQuery needs \"query\", a SELECT statement")
 	}
+	// Like calls: per connection, refused at once without queueing, and a
+	// connection that keeps going is closed.
+	if lim := &c.d.limits; !c.queries.take(lim.QueryRate, lim.QueryBurst, time.Now()) {
+		c.s.metrics.refusals.WithLabelValues("websocket_query_rate").Inc()
+		c.send("OneOffQueryResult", map[string]any{"request_id": *m.RequestID, "error": fmt.Sprintf(
+			"rate limit: this connection may run at most %g one-off queries per second (bursts of %d; query_rate under [databases.%s.limits]); slow down and retry", lim.QueryRate, lim.QueryBurst, c.d.name)})
+		if c.queryOverRate++; c.queryOverRate > max(maxOverRate, lim.QueryBurst) {
+			c.s.metrics.refusals.WithLabelValues("websocket_query_rate_disconnect").Inc()
+			c.closeWith(ClosePolicy, fmt.Sprintf("rate limit: %d queries in a row over %g per second; reconnect and slow down", c.queryOverRate, lim.QueryRate))
+		}
+		return nil
+	}
+	c.queryOverRate = 0
 	res, err := c.d.subs.engine.OneOffQuery(ctx, c.id, *m.Query)
 	if err != nil {
 		c.send("OneOffQueryResult", map[string]any{"request_id": *m.RequestID, "error": subscriptionError(err)})

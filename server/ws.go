@@ -84,6 +84,9 @@ type wsConn struct {
 	calls     tokenBucket
 	// overRate counts the calls refused by the rate limit in a row.
 	overRate int
+	// queries and queryOverRate are the same for one-off queries (subs.go).
+	queries       tokenBucket
+	queryOverRate int
 	// wbuf is the writer's buffer for encoding updates.
 	wbuf []byte
 }
@@ -250,7 +253,7 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered
 	}
-	ws.SetReadLimit(s.cfg.maxMessage)
+	ws.SetReadLimit(d.limits.MaxMessageBytes)
 	c := &wsConn{
 		s: s, d: d, ws: ws, id: newConnectionID(),
 		owner:      d.isOwner(p),
@@ -521,7 +524,7 @@ func (c *wsConn) reader(ctx context.Context) {
 			case errors.As(err, &ce):
 				c.closeWith(ce.Code, "")
 			case errors.Is(err, websocket.ErrReadLimit):
-				c.closeWith(websocket.CloseMessageTooBig, fmt.Sprintf("message too large: at most %d bytes", c.s.cfg.maxMessage))
+				c.closeWith(websocket.CloseMessageTooBig, fmt.Sprintf("message too large: at most %d bytes (max_message_bytes)", c.d.limits.MaxMessageBytes))
 			default:
 				c.closeWith(websocket.CloseAbnormalClosure, "")
 			}
