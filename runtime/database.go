@@ -346,8 +346,8 @@ func (d *Database) run(ctx context.Context, v *version, id uint32, req CallReque
 		return nil, fmt.Errorf("runtime: database %s: %w", d.name, ErrClosed)
 	}
 	rd := &v.mod.def.Reducers[id]
-	if len(req.Args) > d.rt.cfg.maxArgs {
-		return nil, fmt.Errorf("%w: %d bytes of arguments for %s; at most %d are accepted", ErrInvalidArguments, len(req.Args), rd.Name, d.rt.cfg.maxArgs)
+	if len(req.Args) > d.maxArgs() {
+		return nil, d.argsTooLarge(rd.Name, len(req.Args))
 	}
 	if err := validateArgs(rd, req.Args); err != nil {
 		return nil, err
@@ -437,6 +437,7 @@ func (d *Database) run(ctx context.Context, v *version, id uint32, req CallReque
 	retBytes := c.SinkBytes(ret)
 	errBytes := c.SinkBytes(errSink)
 	verified := c.Verified
+	refused := c.Refused()
 	inst.endCall()
 
 	// A guest that returned after its deadline (or its caller leaving) is
@@ -455,7 +456,7 @@ func (d *Database) run(ctx context.Context, v *version, id uint32, req CallReque
 		} else {
 			inst.close(context.WithoutCancel(ctx))
 		}
-		return nil, &energyError{d.stopped(rd.Name, callErr, ctxErr, ctx.Err(), limit, timeout, elapsed, energy), energy}
+		return nil, &energyError{withRefusal(d.stopped(rd.Name, callErr, ctxErr, ctx.Err(), limit, timeout, elapsed, energy), refused), energy}
 	}
 	switch result {
 	case abi.CallCommitted:
@@ -466,7 +467,7 @@ func (d *Database) run(ctx context.Context, v *version, id uint32, req CallReque
 		if msg == "" {
 			msg = "the reducer failed without a message"
 		}
-		return nil, &energyError{&ReducerError{Reducer: rd.Name, Message: msg}, energy}
+		return nil, &energyError{&ReducerError{Reducer: rd.Name, Message: msg, Limit: refused}, energy}
 	default:
 		tx.Rollback()
 		inst.close(context.WithoutCancel(ctx))
