@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 )
@@ -21,10 +22,13 @@ type addrConns struct {
 }
 
 // clientKey is the address a connection counts against: the peer's IP, or
-// its /64 for IPv6, since one IPv6 client commonly holds a whole /64. ok is
-// false for an address the limit does not apply to: loopback, unless the
-// server counts it (a proxy on the same host makes every client loopback,
-// so limiting per address is then the proxy's job), or an unparsable one.
+// its /64 for IPv6, since one IPv6 client commonly holds a whole /64. When
+// the peer is a trusted proxy (WithTrustedProxies), the client is the
+// nearest address in X-Forwarded-For that is not one. ok is false for an
+// address the limit does not apply to: loopback, unless the server counts
+// it (a proxy on the same host that is not trusted makes every client
+// loopback, and one bucket for all of them would let one client starve the
+// rest), or an unparsable one.
 func (s *Server) clientKey(r *http.Request) (netip.Addr, bool) {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -35,6 +39,9 @@ func (s *Server) clientKey(r *http.Request) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	a = a.Unmap()
+	if s.trusted(a) {
+		a = s.forwardedFor(r, a)
+	}
 	if a.IsLoopback() && !s.cfg.limitLoopback {
 		return netip.Addr{}, false
 	}
@@ -43,6 +50,37 @@ func (s *Server) clientKey(r *http.Request) (netip.Addr, bool) {
 		a = p.Addr()
 	}
 	return a, true
+}
+
+func (s *Server) trusted(a netip.Addr) bool {
+	for _, p := range s.cfg.trustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// forwardedFor walks X-Forwarded-For from the right (the entries the
+// trusted proxies appended) to the first address that is not a trusted
+// proxy: entries left of it are the client's to write, so it is the
+// rightmost one a client cannot forge. peer is kept when the header is
+// missing or malformed.
+func (s *Server) forwardedFor(r *http.Request, peer netip.Addr) netip.Addr {
+	vals := r.Header.Values("X-Forwarded-For")
+	for i := len(vals) - 1; i >= 0; i-- {
+		parts := strings.Split(vals[i], ",")
+		for j := len(parts) - 1; j >= 0; j-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
+			if err != nil {
+				return peer
+			}
+			if a = a.Unmap(); !s.trusted(a) {
+				return a
+			}
+		}
+	}
+	return peer
 }
 
 // acquire counts one more connection from a, unless it already has limit.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"os"
@@ -17,6 +18,8 @@ func TestClientKey(t *testing.T) {
 	s := &Server{cfg: defaultConfig()}
 	loop := &Server{cfg: defaultConfig()}
 	loop.cfg.limitLoopback = true
+	proxied := &Server{cfg: defaultConfig()}
+	WithTrustedProxies(netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("10.1.0.0/16"))(&proxied.cfg)
 	for _, tc := range []struct {
 		s      *Server
 		remote string
@@ -30,8 +33,20 @@ func TestClientKey(t *testing.T) {
 		{s, "[::1]:1", ""},
 		{loop, "127.0.0.1:1", "127.0.0.1"},
 		{s, "not an address", ""},
+		{proxied, "127.0.0.1:1|192.0.2.9", "192.0.2.9"},
+		{proxied, "127.0.0.1:1|198.51.100.1, 192.0.2.9", "192.0.2.9"},
+		{proxied, "127.0.0.1:1|192.0.2.9, 10.1.0.1", "192.0.2.9"}, // a second trusted hop
+		{proxied, "127.0.0.1:1|", ""},
+		{proxied, "127.0.0.1:1|garbage", ""},
+		{proxied, "192.0.2.7:1|192.0.2.9", "192.0.2.7"}, // not a proxy: its header is ignored
+		{proxied, "10.1.0.1:1|2001:db8:1:2::5", "2001:db8:1:2::"},
 	} {
-		a, ok := tc.s.clientKey(&http.Request{RemoteAddr: tc.remote})
+		remote, xff, _ := strings.Cut(tc.remote, "|")
+		r := &http.Request{RemoteAddr: remote, Header: http.Header{}}
+		if xff != "" {
+			r.Header.Set("X-Forwarded-For", xff)
+		}
+		a, ok := tc.s.clientKey(r)
 		got := ""
 		if ok {
 			got = a.String()
@@ -458,6 +473,117 @@ func TestDatabaseResultAndTokenLimits(t *testing.T) {
 		m := r.json(t)
 		if text := fmt.Sprint(m["error"], " ", m["limit"]); r.code != c.code || !strings.Contains(text, c.says) {
 			t.Errorf("%s on %s: %d %s; want %d saying %q", c.reducer, c.db, r.code, r.body, c.code, c.says)
+		}
+	}
+}
+
+// TestOneOffQueryRate: one-off queries on a WebSocket have a bucket per
+// connection, the database's query_rate over the server's; over it a query
+// is answered with an error at once, and a connection that keeps going is
+// closed. Calls have their own bucket.
+func TestOneOffQueryRate(t *testing.T) {
+	cfgFile := filepath.Join(t.TempDir(), "spacetime.toml")
+	if err := os.WriteFile(cfgFile, []byte("[databases.small.limits]\nquery_rate = 0.001\nquery_burst = 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := newServer(t, WithConfigFile(cfgFile), WithQueryRate(0.001, 3))
+	_, op := operator(t, s)
+	publish(t, s, "small", op, adversarialWasm(t, "attacks.wasm"), 201)
+	publish(t, s, "big", op, adversarialWasm(t, "attacks.wasm"), 201)
+	for _, tc := range []struct {
+		db     string
+		within int
+	}{{"small", 1}, {"big", 3}} {
+		c, _ := connect(t, s, tc.db, op)
+		for i := range tc.within + 1 {
+			c.send("OneOffQuery", map[string]any{"request_id": i, "query": "SELECT * FROM T"})
+			r := c.expect("OneOffQueryResult")
+			limited := strings.Contains(r2s(r["error"]), "rate limit: this connection may run at most 0.001 one-off queries per second")
+			if limited != (i == tc.within) {
+				t.Fatalf("%s: query %d: %v; want the rate limit after %d", tc.db, i, r, tc.within)
+			}
+		}
+		// Calls are not spent by queries.
+		c.send("CallReducer", map[string]any{"request_id": 1, "reducer": "ok", "args": []any{tc.within}})
+		if r := c.expect("ReducerResult"); r["status"] != "committed" {
+			t.Fatalf("%s: a call after the queries: %v", tc.db, r)
+		}
+	}
+
+	c, _ := connect(t, s, "small", op)
+	for i := range maxOverRate + 2 {
+		c.send("OneOffQuery", map[string]any{"request_id": i, "query": "SELECT * FROM T"})
+	}
+	if ce := c.closeError(); ce.Code != websocket.ClosePolicyViolation || !strings.Contains(ce.Text, "rate limit: 101 queries in a row") {
+		t.Fatalf("close: %d %q", ce.Code, ce.Text)
+	}
+	if m := do(t, s, "GET", "/metrics", "", nil); !strings.Contains(string(m.body), `spacetime_limit_refusals_total{limit="websocket_query_rate_disconnect"} 1`) {
+		t.Fatalf("the disconnect is not counted in /metrics")
+	}
+}
+
+// TestHTTPQueryRate: SQL over HTTP has a bucket per client address, apart
+// from calls; a client that keeps going past it is told to close its
+// connection; behind a trusted proxy the forwarded address counts.
+func TestHTTPQueryRate(t *testing.T) {
+	s := newServer(t, WithHTTPQueryRate(0.001, 2), WithLoopbackAddressLimit(true))
+	_, op := operator(t, s)
+	publish(t, s, "a", op, adversarialWasm(t, "attacks.wasm"), 201)
+	q := func(s *Server, xff string) response {
+		t.Helper()
+		req, _ := http.NewRequest("POST", s.URL()+"/v1/database/a/sql", strings.NewReader("SELECT * FROM T"))
+		req.Header.Set("Authorization", "Bearer "+op)
+		if xff != "" {
+			req.Header.Set("X-Forwarded-For", xff)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		if res.Close { // the client takes Connection: close out of the header
+			res.Header.Set("Connection", "close")
+		}
+		return response{code: res.StatusCode, header: res.Header, body: b}
+	}
+	for i := range 2 {
+		if r := q(s, ""); r.code != 200 {
+			t.Fatalf("query %d within the burst: %d %s", i, r.code, r.body)
+		}
+	}
+	r := q(s, "")
+	if r.code != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" || r.header.Get("Connection") == "close" ||
+		!strings.Contains(r.errorText(t), "client address 127.0.0.1 may run at most 0.001 SQL queries per second over HTTP (bursts of 2)") {
+		t.Fatalf("over the rate: %d %v %s", r.code, r.header, r.body)
+	}
+	if r := call(t, s, "a", "ok", "", 1); r.code != 200 {
+		t.Fatalf("a call after the queries: %d %s", r.code, r.body)
+	}
+	for range maxOverRate - 1 {
+		q(s, "")
+	}
+	if r := q(s, ""); r.code != http.StatusTooManyRequests || r.header.Get("Connection") != "close" {
+		t.Fatalf("refusal %d in a row: %d %v; want 429 closing the connection", maxOverRate+1, r.code, r.header)
+	}
+
+	// Behind a trusted proxy on loopback, each forwarded client has its
+	// own bucket, and a forged entry left of the proxy's is not believed.
+	p := newServer(t, WithHTTPQueryRate(0.001, 1), WithTrustedProxies(netip.MustParsePrefix("127.0.0.0/8")))
+	_, op = operator(t, p)
+	publish(t, p, "a", op, adversarialWasm(t, "attacks.wasm"), 201)
+	for i, tc := range []struct {
+		xff  string
+		code int
+	}{
+		{"192.0.2.1", 200},
+		{"192.0.2.1", 429},
+		{"10.9.9.9, 192.0.2.1", 429}, // the client wrote 10.9.9.9
+		{"192.0.2.2", 200},
+		{"", 200}, {"", 200}, // the proxy host itself: loopback, not counted
+	} {
+		if r := q(p, tc.xff); r.code != tc.code {
+			t.Fatalf("request %d (X-Forwarded-For %q): %d %s; want %d", i, tc.xff, r.code, r.body, tc.code)
 		}
 	}
 }

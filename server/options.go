@@ -2,6 +2,7 @@ package server
 
 import (
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/spacetime-go/spacetime/auth"
@@ -91,7 +92,9 @@ type config struct {
 	queryBurst    int
 	httpQRate     float64
 	httpQBurst    int
-	version       string
+	// trustedProxies are the peers whose X-Forwarded-For names the client.
+	trustedProxies []netip.Prefix
+	version        string
 }
 
 func defaultConfig() config {
@@ -277,4 +280,16 @@ func WithHTTPQueryRate(perSecond float64, burst int) Option {
 			c.httpQRate, c.httpQBurst = perSecond, max(burst, 1)
 		}
 	}
+}
+
+// WithTrustedProxies names the reverse proxies in front of the server: for
+// a request from one of them, the per-address limits (WebSockets per
+// address, HTTP call and query rates) count the client address the proxies
+// appended to X-Forwarded-For rather than the proxy's own. Without it a
+// proxy on the same host makes every client loopback, which the limits do
+// not count; a proxy elsewhere would share one budget among all clients.
+// Only list proxies that overwrite or append to X-Forwarded-For: the
+// header is the client's to forge otherwise.
+func WithTrustedProxies(prefixes ...netip.Prefix) Option {
+	return func(c *config) { c.trustedProxies = append(c.trustedProxies, prefixes...) }
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -30,6 +31,7 @@ type serverFlags struct {
 	pprof                   *string
 	callRate                *string
 	maxConnsPerAddr         *int
+	trustedProxies          *multiFlag
 	issuers                 *multiFlag
 	devIssuer               *bool
 }
@@ -44,7 +46,7 @@ func (a *app) serverFlags(fs interface {
 	if listen == "" {
 		listen = server.DefaultListenAddr
 	}
-	f := serverFlags{listen: new(string), config: new(string), verbose: new(bool), pprof: new(string), callRate: new(string), maxConnsPerAddr: new(int), issuers: new(multiFlag), devIssuer: new(bool)}
+	f := serverFlags{listen: new(string), config: new(string), verbose: new(bool), pprof: new(string), callRate: new(string), maxConnsPerAddr: new(int), trustedProxies: new(multiFlag), issuers: new(multiFlag), devIssuer: new(bool)}
 	fs.StringVar(f.listen, "listen", listen, "the address to listen on (env SPACETIME_LISTEN)")
 	f.dataDir = a.dataDirFlag(fs.StringVar)
 	fs.StringVar(f.config, "config", "", "a TOML config file (trusted token issuers and more; see DESIGN.md, \"Config contract\")")
@@ -54,7 +56,25 @@ func (a *app) serverFlags(fs interface {
 	fs.StringVar(f.pprof, "pprof", "", "serve Go's profiler (/debug/pprof/) on this separate address, such as 127.0.0.1:6060; never expose it")
 	fs.StringVar(f.callRate, "call-rate", strconv.Itoa(server.DefaultCallRate), "reducer calls one WebSocket connection may make per second (bursts of a fifth of that, at least 200); raise it for load tests")
 	fs.IntVar(f.maxConnsPerAddr, "max-conns-per-address", server.DefaultMaxConnectionsPerAddress, "WebSockets one client address (IPv4, or IPv6 /64) may hold open across all databases; loopback is not counted (behind a proxy on this host, limit at the proxy)")
+	fs.Var(f.trustedProxies, "trusted-proxy", "a reverse proxy in front of the server (an address or CIDR prefix, such as 127.0.0.1 or 10.0.0.0/8; repeat for several): the per-address limits count the client it names in X-Forwarded-For instead of the proxy")
 	return f
+}
+
+// parseTrustedProxies reads --trusted-proxy values: addresses or prefixes.
+func parseTrustedProxies(vals []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range vals {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			a, aerr := netip.ParseAddr(v)
+			if aerr != nil {
+				return nil, usagef("--trusted-proxy wants an address or a CIDR prefix (such as 127.0.0.1 or 10.0.0.0/8), got %q", v)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // startServer opens and starts the embedded server.
@@ -71,7 +91,12 @@ func (a *app) startServer(ctx context.Context, f serverFlags, logOut io.Writer) 
 	if err != nil || rate <= 0 {
 		return nil, usagef("--call-rate wants a positive number of calls per second, got %q", *f.callRate)
 	}
+	proxies, err := parseTrustedProxies(*f.trustedProxies)
+	if err != nil {
+		return nil, err
+	}
 	opts := []server.Option{
+		server.WithTrustedProxies(proxies...),
 		server.WithCallRate(rate, max(server.DefaultCallBurst, int(min(rate/5, 1e9)))),
 		server.WithMaxConnectionsPerAddress(*f.maxConnsPerAddr),
 		server.WithDataDir(a.abs(*f.dataDir)),
