@@ -40,27 +40,17 @@ func bump(key string) error {
 // Auth verifies a token with the host's issuers and makes sure the user has
 // a profile.
 func Auth(ctx *stdb.ReducerContext, token string) (stdb.Identity, error) {
-	claims, err := stdb.VerifyJWT(token)
+	tok, err := stdb.VerifyToken(token)
 	if err != nil {
 		return stdb.Identity{}, err
 	}
-	var c struct {
-		Iss string `json:"iss"`
-		Sub string `json:"sub"`
-	}
-	if err := json.Unmarshal(claims, &c); err != nil {
-		return stdb.Identity{}, err
-	}
-	id, err := stdb.IdentityFromClaims(c.Iss, c.Sub)
-	if err != nil {
-		return stdb.Identity{}, err
-	}
+	id := tok.Identity
 	if _, ok := UserTable.FilterByIdentityID(id); !ok {
-		if _, err := UserTable.Insert(User{IdentityID: id, Username: c.Sub, Email: c.Sub + "@example.com", CreatedAt: uint64(ctx.Timestamp.Micros())}); err != nil {
+		if _, err := UserTable.Insert(User{IdentityID: id, Username: tok.Subject, Email: tok.Subject + "@example.com", CreatedAt: uint64(ctx.Timestamp.Micros())}); err != nil {
 			return stdb.Identity{}, err
 		}
 	}
-	stdb.Infof("authenticated %s", c.Sub)
+	stdb.Infof("authenticated %s", tok.Subject)
 	return id, nil
 }
 
