@@ -46,9 +46,11 @@
 //
 // # Limits
 //
-// [Limits] bounds rows and bytes written per transaction, bytes per sink, log
-// bytes per call, open handles and token size; passing one gives
-// ErrnoLimitExceeded and does nothing.
+// [Limits] bounds rows and bytes written per transaction, one row's size,
+// bytes per sink, log bytes per call, open handles and token size; passing
+// one gives ErrnoLimitExceeded and does nothing. The guest sees only the
+// errno, so the call keeps its first refusal as a [LimitError] naming the
+// limit and the setting that raises it ([Call.Refused]), and logs it once.
 //
 // # Authentication
 //

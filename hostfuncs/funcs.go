@@ -441,7 +441,8 @@ func writeRowBack(mem api.Memory, rowPtr, lenPtr uint32, orig, stored []byte) {
 // row_insert(table_id, row_ptr, row_len_ptr) -> errno
 //
 // Errnos: OUT_OF_BOUNDS, NO_SUCH_TABLE, BAD_ROW, UNIQUE_VIOLATION,
-// AUTOINC_OVERFLOW, LIMIT_EXCEEDED (rows or bytes per transaction),
+// AUTOINC_OVERFLOW, LIMIT_EXCEEDED (rows or bytes per transaction, or the
+// row's own size),
 // READ_ONLY (a system table), NOT_IN_REDUCER. On success the stored row
 // (auto-increment values filled in) is written back in place. Traps on
 // deadline or store failure.
