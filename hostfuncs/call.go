@@ -17,6 +17,19 @@ type TokenVerifier interface {
 	Verify(ctx context.Context, token string) (claimsJSON []byte, err error)
 }
 
+// Preverified is a token verified by the host before the call, with the
+// call's verifier: an auth reducer's token argument, checked before the
+// call takes its database's writer slot, so that the signature check does
+// not hold up every other transaction. It is still one verification per
+// call, and its result stands only for this call.
+type Preverified struct {
+	Token string
+	// Claims are the verified claims as JSON; nil when the token was refused.
+	Claims []byte
+	// Err is the refusal when Claims is nil.
+	Err error
+}
+
 // NoIssuersReason is what jwt_verify reports when the database has no
 // [TokenVerifier].
 const NoIssuersReason = "no token issuers are configured for this database"
@@ -109,8 +122,11 @@ type Call struct {
 	// Claims are the JSON claims of the token behind Caller, nil if none.
 	Claims   []byte
 	Verifier TokenVerifier
-	Log      LogSink
-	Limits   Limits // use WithDefaults; zero fields mean "no room"
+	// Preverified, when set, is the verification of a token done before
+	// the call: jwt_verify given exactly that token answers from it.
+	Preverified *Preverified
+	Log         LogSink
+	Limits      Limits // use WithDefaults; zero fields mean "no room"
 	// ReadOnly lists the tables (and their indexes) guests may read but not
 	// write: the host's system tables. Writes to them fail with ErrnoReadOnly.
 	ReadOnly ReadOnlyTables
@@ -270,6 +286,7 @@ func (c *Call) End() {
 	c.Tx = nil
 	c.Claims = nil
 	c.Verified = nil
+	c.Preverified = nil
 	c.ctx.end()
 }
 

@@ -371,6 +371,7 @@ func (d *Database) run(ctx context.Context, v *version, id uint32, req CallReque
 	// Taking an instance before the slot instead would give one to every
 	// caller waiting for the slot: with more callers than the pool keeps,
 	// each call would create and discard an instance.
+	preverified := d.preverify(ctx, rd, req.Args)
 	tx, err := d.st.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("runtime: database %s: starting a transaction: %w", d.name, err)
@@ -396,6 +397,7 @@ func (d *Database) run(ctx context.Context, v *version, id uint32, req CallReque
 	c.Conn = req.Connection
 	c.Claims = req.Claims
 	c.Verifier = d.cfg.verifier
+	c.Preverified = preverified
 	c.ReadOnly = d.readOnly
 	args, err1 := c.NewSource(req.Args)
 	ret, err2 := c.NewSink(0)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -178,5 +179,84 @@ func TestVerifiedIdentity(t *testing.T) {
 				t.Fatalf("verifiedIdentity = %+v", got)
 			}
 		})
+	}
+}
+
+// gateVerifier counts verifications, and can hold them until released.
+type gateVerifier struct {
+	v       *auth.Verifier
+	calls   atomic.Int32
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gateVerifier) Verify(ctx context.Context, token string) ([]byte, error) {
+	g.calls.Add(1)
+	if g.entered != nil {
+		g.entered <- struct{}{}
+		<-g.release
+	}
+	return g.v.Verify(ctx, token)
+}
+
+// TestAuthVerifiesBeforeTheWriterSlot: an auth reducer's token is verified
+// once per call, before the call takes the database's writer slot, so a
+// slow verification (a JWKS fetch, or just a signature) does not hold up
+// other transactions; a refused token is refused with the same reason.
+func TestAuthVerifiesBeforeTheWriterSlot(t *testing.T) {
+	key, err := auth.OpenServerKey(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := auth.NewVerifier(auth.WithIssuers(key.Issuer()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gateVerifier{v: v}
+	db := newGoDatabase(t, sdkTestModule, WithTokenVerifier(g))
+	ctx := context.Background()
+	token, err := key.Mint("alice", time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	authWith := func(tok string) (*CallResult, error) {
+		return db.Call(ctx, CallRequest{Reducer: "auth", Args: args(func(w *abi.Writer) { w.WriteString(tok) })})
+	}
+	for _, tc := range []struct {
+		name   string
+		token  string
+		wantOK bool
+	}{
+		{"valid token", token, true},
+		{"tampered token", token[:len(token)-2] + "AA", false},
+	} {
+		g.calls.Store(0)
+		res, err := authWith(tc.token)
+		if got := g.calls.Load(); got != 1 {
+			t.Errorf("%s: %d verifications, want 1", tc.name, got)
+		}
+		if ok := err == nil && res.Verified != nil; ok != tc.wantOK {
+			t.Fatalf("%s: verified = %v (%v), want %v", tc.name, ok, err, tc.wantOK)
+		}
+		if !tc.wantOK && !strings.Contains(err.Error(), "signature") {
+			t.Errorf("%s: error %v does not give the verifier's reason", tc.name, err)
+		}
+	}
+
+	// While a verification is held, another transaction commits.
+	g.entered, g.release = make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() { _, err := authWith(token); done <- err }()
+	<-g.entered
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	tx, err := db.Store().Begin(wctx)
+	cancel()
+	if err != nil {
+		t.Fatalf("the writer slot is held while the token is verified: %v", err)
+	}
+	tx.Rollback()
+	close(g.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
