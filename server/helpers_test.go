@@ -102,6 +102,10 @@ func startServer(t testing.TB, dir string, opts ...Option) *Server {
 		WithLogger(testLogger(t)),
 		WithRuntimeOptions(runtime.WithCompilationCacheDir(cache)),
 	}, opts...)
+	if raceEnabled {
+		// Before the test's own options, which may set a timeout to test it.
+		opts = append([]Option{WithRuntimeOptions(runtime.WithCompileTimeout(10 * time.Minute))}, opts...)
+	}
 	s, err := New(ctx, opts...)
 	if err != nil {
 		t.Fatal(err)

@@ -254,7 +254,13 @@
     clearInterval(S.statsTimer); clearInterval(S.clientsTimer);
     if (S.logAbort) S.logAbort.abort();
     S.logAbort = null;
-    S.db = null; S.table = null; S.samples = []; S.rows = []; S.viewAs = null;
+    S.db = null; S.table = null; S.samples = []; S.rows = []; S.viewAs = null; S.tables = [];
+    // Nothing of the previous database may stay on screen while the next
+    // one loads: its rows and "live from tx" status would pass for the new
+    // database's (the browser test once read them as such under load).
+    $('table-list').replaceChildren();
+    $('rows').replaceChildren();
+    setStatus('');
   }
 
   async function openDatabase(name, tab, table) {
