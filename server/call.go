@@ -47,24 +47,53 @@ func failed(code int, format string, args ...any) *callOutcome {
 
 // call runs a reducer with JSON arguments on behalf of caller.
 func (s *Server) call(ctx context.Context, d *database, reducer string, argsJSON []byte, caller abi.Identity, claims []byte, conn abi.ConnectionID) *callOutcome {
+	rd, args, out := s.prepareCall(d, reducer, argsJSON)
+	if out != nil {
+		return out
+	}
+	return s.runCall(ctx, d, rd, args, caller, claims, conn)
+}
+
+// prepareCall finds the reducer and converts its arguments to BSATN; out
+// is set when the call cannot run.
+func (s *Server) prepareCall(d *database, reducer string, argsJSON []byte) (rd *abi.ReducerDef, args []byte, out *callOutcome) {
 	def := d.def()
 	rd, _, ok := def.Reducer(reducer)
 	if !ok {
-		return failed(http.StatusNotFound, "database %s has no reducer %q (see GET /v1/database/%s/schema for its reducers)", d.name, reducer, d.name)
+		return nil, nil, failed(http.StatusNotFound, "database %s has no reducer %q (see GET /v1/database/%s/schema for its reducers)", d.name, reducer, d.name)
 	}
 	if rd.Lifecycle != "" {
-		return failed(http.StatusBadRequest, "%s is the %s lifecycle reducer, which only the server calls", rd.Name, rd.Lifecycle)
+		return nil, nil, failed(http.StatusBadRequest, "%s is the %s lifecycle reducer, which only the server calls", rd.Name, rd.Lifecycle)
 	}
 	if len(argsJSON) == 0 || string(argsJSON) == "null" {
 		argsJSON = []byte("[]")
 	}
 	args, err := abi.ArgsFromJSON(rd.Params, argsJSON)
 	if err != nil {
-		return failed(http.StatusBadRequest, "bad arguments for reducer %s(%s): %v", rd.Name, paramList(rd), err)
+		return nil, nil, failed(http.StatusBadRequest, "bad arguments for reducer %s(%s): %v", rd.Name, paramList(rd), err)
 	}
+	return rd, args, nil
+}
+
+// runCall runs a prepared call and waits for its outcome.
+func (s *Server) runCall(ctx context.Context, d *database, rd *abi.ReducerDef, args []byte, caller abi.Identity, claims []byte, conn abi.ConnectionID) *callOutcome {
 	res, err := d.rdb.Call(ctx, runtime.CallRequest{Reducer: rd.Name, Args: args, Caller: caller, Claims: claims, Connection: conn})
+	return s.outcome(ctx, d, rd, res, err)
+}
+
+// callAsync runs a prepared call and returns once its transaction is
+// ordered; done gets the outcome once it is durable (runtime.CallAsync:
+// done must not block). Not for auth reducers, whose outcome binds a
+// session.
+func (s *Server) callAsync(ctx context.Context, d *database, rd *abi.ReducerDef, args []byte, caller abi.Identity, claims []byte, conn abi.ConnectionID, done func(*callOutcome)) {
+	d.rdb.CallAsync(ctx, runtime.CallRequest{Reducer: rd.Name, Args: args, Caller: caller, Claims: claims, Connection: conn}, func(res *runtime.CallResult, err error) {
+		done(s.outcome(ctx, d, rd, res, err))
+	})
+}
+
+// outcome turns a call's result or error into its answer, and counts it.
+func (s *Server) outcome(ctx context.Context, d *database, rd *abi.ReducerDef, res *runtime.CallResult, err error) (out *callOutcome) {
 	status := "committed"
-	var out *callOutcome
 	switch {
 	case err == nil:
 		out = &callOutcome{code: http.StatusOK, Status: status, Offset: res.Commit.Offset, DurationUS: res.Duration.Microseconds(), EnergyUsed: res.Energy, Return: json.RawMessage("null")}

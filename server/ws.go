@@ -84,6 +84,8 @@ type wsConn struct {
 	calls     tokenBucket
 	// overRate counts the calls refused by the rate limit in a row.
 	overRate int
+	// ans orders the answers of the calls in flight (pipeline.go).
+	ans answers
 	// queries and queryOverRate are the same for one-off queries (subs.go).
 	queries       tokenBucket
 	queryOverRate int
@@ -519,6 +521,9 @@ func (c *wsConn) reader(ctx context.Context) {
 	for {
 		typ, data, err := c.readMessage(&buf)
 		if err != nil {
+			// The answers of calls in flight go out before the close
+			// frame (the writer delivers what is queued when it closes).
+			c.ans.drain()
 			var ce *websocket.CloseError
 			switch {
 			case errors.As(err, &ce):
@@ -562,6 +567,7 @@ func (c *wsConn) readMessage(buf *bytes.Buffer) (int, []byte, error) {
 // malformedMessage answers a message the server could not act on. Many in a
 // row close the connection: a client that only sends garbage is abusive.
 func (c *wsConn) malformedMessage(requestID *uint32, msg string) {
+	c.ans.drain()
 	c.malformed++
 	c.send("Error", map[string]any{"request_id": requestID, "error": msg})
 	if c.malformed >= c.s.cfg.maxMalformed {
@@ -608,6 +614,9 @@ func (c *wsConn) handle(ctx context.Context, data []byte) {
 			return
 		}
 	}
+	// Whatever the general path answers comes after the answers of the
+	// calls in flight.
+	c.ans.drain()
 	var env map[string]json.RawMessage
 	if err := json.Unmarshal(data, &env); err != nil {
 		c.malformedMessage(nil, fmt.Sprintf("the message is not a JSON object (%v): send one object with one key, the message type (%s)", err, clientMessageTypes))
@@ -736,13 +745,10 @@ func (c *wsConn) callReducer(ctx context.Context, m *callReducerMsg) error {
 	if len(m.Args) > 0 && string(m.Args) != "null" && m.Args[0] != '[' {
 		return malformed(m.RequestID, "CallReducer \"args\" must be a JSON array of the reducer's arguments")
 	}
-	type result struct {
-		RequestID uint32 `json:"request_id"`
-		*callOutcome
-	}
 	if lim := &c.d.limits; !c.calls.take(lim.CallRate, lim.CallBurst, time.Now()) {
+		c.ans.drain()
 		c.s.metrics.refusals.WithLabelValues("websocket_call_rate").Inc()
-		c.send("ReducerResult", result{RequestID: *m.RequestID, callOutcome: failed(http.StatusTooManyRequests,
+		c.send("ReducerResult", reducerResult{RequestID: *m.RequestID, callOutcome: failed(http.StatusTooManyRequests,
 			"rate limit: this connection may call at most %g reducers per second (bursts of %d); slow down and retry", lim.CallRate, lim.CallBurst)})
 		// A client that keeps going after refusals is not retrying, it is
 		// flooding: it goes, before it costs more than its refusals.
@@ -754,12 +760,24 @@ func (c *wsConn) callReducer(ctx context.Context, m *callReducerMsg) error {
 	}
 	c.overRate = 0
 	caller, claims := c.currentIdentity()
-	out := c.s.call(ctx, c.d, *m.Reducer, m.Args, caller, claims, c.id)
-	if b, ok := appendCommittedResult(nil, *m.RequestID, out); ok {
-		c.enqueue(outMsg{data: b})
-	} else {
-		c.send("ReducerResult", result{RequestID: *m.RequestID, callOutcome: out})
+	rd, args, out := c.s.prepareCall(c.d, *m.Reducer, m.Args)
+	if out == nil && !rd.IsAuth() {
+		// Pipelined: the answer is queued once the transaction is
+		// durable, after the answers before it; the reader goes on
+		// reading meanwhile.
+		slot, reqID := c.ans.reserve(), *m.RequestID
+		c.s.callAsync(ctx, c.d, rd, args, caller, claims, c.id, func(out *callOutcome) {
+			c.ans.fill(slot, encodeResult(reqID, out), c.enqueueData)
+		})
+		return nil
 	}
+	// An auth call changes the connection's identity, which the calls
+	// after it run as: it is not pipelined.
+	c.ans.drain()
+	if out == nil {
+		out = c.s.runCall(ctx, c.d, rd, args, caller, claims, c.id)
+	}
+	c.enqueueData(encodeResult(*m.RequestID, out))
 	// IdentityChanged is queued before the engine recomputes the
 	// connection's views, so the client learns its new identity before the
 	// updates that follow from it.
@@ -778,6 +796,28 @@ func (c *wsConn) callReducer(ctx context.Context, m *callReducerMsg) error {
 	}
 	return nil
 }
+
+// reducerResult is a ReducerResult message's body.
+type reducerResult struct {
+	RequestID uint32 `json:"request_id"`
+	*callOutcome
+}
+
+// encodeResult encodes the ReducerResult of a call, by hand when it is the
+// usual committed one.
+func encodeResult(requestID uint32, out *callOutcome) []byte {
+	if b, ok := appendCommittedResult(nil, requestID, out); ok {
+		return b
+	}
+	b, err := appendMessage(nil, "ReducerResult", reducerResult{RequestID: requestID, callOutcome: out})
+	if err != nil {
+		// A callOutcome always encodes; say so rather than send nothing.
+		b, _ = appendMessage(nil, "ReducerResult", reducerResult{RequestID: requestID, callOutcome: failed(http.StatusInternalServerError, "encoding the answer: %v", err)})
+	}
+	return b
+}
+
+func (c *wsConn) enqueueData(b []byte) { c.enqueue(outMsg{data: b}) }
 
 // appendCommittedResult appends the ReducerResult of a plain committed call
 // (no session, no warning) byte for byte as send would encode it, without
