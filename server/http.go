@@ -280,6 +280,11 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	done, ok := s.enterHTTP(w, r)
+	if !ok {
+		return
+	}
+	defer done()
 	maxBody := s.cfg.maxCallBody
 	if own := s.cfg.dbLimits[d.name].MaxMessageBytes; own > 0 {
 		maxBody = own

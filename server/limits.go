@@ -139,6 +139,11 @@ type addrRates struct {
 	mu    sync.Mutex
 	b     map[rateKey]*addrBucket
 	swept time.Time
+	// inflight counts each address's HTTP calls and queries running: a
+	// rate alone would let one address park a burst's worth of calls on
+	// its database's writer slot, a queue the database's other clients
+	// wait in too.
+	inflight addrConns
 }
 
 // sweepAbove is the number of buckets past which full ones are swept.
@@ -173,6 +178,23 @@ func (a *addrRates) take(addr netip.Addr, kind rateKind, rate float64, burst int
 	}
 	b.over++
 	return false, b.over
+}
+
+// enterHTTP counts one more call or query of r's client address running,
+// unless it has its limit running already; then it answers 429 and returns
+// false. done must be called when the request ends.
+func (s *Server) enterHTTP(w http.ResponseWriter, r *http.Request) (done func(), ok bool) {
+	a, counted := s.clientKey(r)
+	if !counted {
+		return func() {}, true
+	}
+	if !s.httpRates.inflight.acquire(a, s.cfg.maxInFlight) {
+		s.metrics.refusals.WithLabelValues("http_in_flight").Inc()
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, "too many requests in flight: client address %s has its limit of %d reducer calls and SQL queries running on this server; wait for their answers before sending more", a, s.cfg.maxInFlight)
+		return nil, false
+	}
+	return func() { s.httpRates.inflight.release(a) }, true
 }
 
 // refuseOverRate answers a request over its address's rate: 429 with

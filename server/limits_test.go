@@ -8,10 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/spacetime-go/spacetime/runtime"
 )
 
 func TestClientKey(t *testing.T) {
@@ -585,5 +588,35 @@ func TestHTTPQueryRate(t *testing.T) {
 		if r := q(p, tc.xff); r.code != tc.code {
 			t.Fatalf("request %d (X-Forwarded-For %q): %d %s; want %d", i, tc.xff, r.code, r.body, tc.code)
 		}
+	}
+}
+
+// TestHTTPInFlight: one client address has at most its limit of HTTP calls
+// and queries running; past it a request is refused at once, not parked on
+// the database's writer slot beside its other clients' calls.
+func TestHTTPInFlight(t *testing.T) {
+	s := newServer(t, WithMaxHTTPInFlight(2), WithLoopbackAddressLimit(true), WithRuntimeOptions(runtime.WithEnergyBudget(300_000_000)))
+	_, op := operator(t, s)
+	publish(t, s, "a", op, adversarialWasm(t, "attacks.wasm"), 201)
+	lo := netip.MustParseAddr("127.0.0.1")
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() { call(t, s, "a", "infinite_loop", "") }) // runs out of energy, one after the other
+	}
+	for deadline := time.Now().Add(10 * time.Second); s.httpRates.inflight.count(lo) != 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls in flight; want 2", s.httpRates.inflight.count(lo))
+		}
+	}
+	r := do(t, s, "POST", "/v1/database/a/sql", op, []byte("SELECT * FROM T"))
+	if r.code != http.StatusTooManyRequests || !strings.Contains(r.errorText(t), "client address 127.0.0.1 has its limit of 2 reducer calls and SQL queries running") {
+		t.Fatalf("a third request while two run: %d %s", r.code, r.body)
+	}
+	wg.Wait()
+	if n := s.httpRates.inflight.count(lo); n != 0 {
+		t.Fatalf("%d still counted after the calls ended", n)
+	}
+	if r := do(t, s, "POST", "/v1/database/a/sql", op, []byte("SELECT * FROM T")); r.code != 200 {
+		t.Fatalf("after the calls: %d %s", r.code, r.body)
 	}
 }

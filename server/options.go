@@ -57,6 +57,9 @@ const (
 	DefaultQueryBurst     = 20
 	DefaultHTTPQueryRate  = 100
 	DefaultHTTPQueryBurst = 20
+	// DefaultMaxHTTPInFlight bounds the HTTP reducer calls and SQL queries
+	// one client address has running at once, across all databases.
+	DefaultMaxHTTPInFlight = 32
 	// DefaultOperatorTokenTTL is the lifetime of an operator token.
 	DefaultOperatorTokenTTL = 10 * 365 * 24 * time.Hour
 )
@@ -92,6 +95,7 @@ type config struct {
 	queryBurst    int
 	httpQRate     float64
 	httpQBurst    int
+	maxInFlight   int
 	// trustedProxies are the peers whose X-Forwarded-For names the client.
 	trustedProxies []netip.Prefix
 	version        string
@@ -122,6 +126,7 @@ func defaultConfig() config {
 		queryBurst:   DefaultQueryBurst,
 		httpQRate:    DefaultHTTPQueryRate,
 		httpQBurst:   DefaultHTTPQueryBurst,
+		maxInFlight:  DefaultMaxHTTPInFlight,
 		version:      "dev",
 	}
 }
@@ -293,3 +298,12 @@ func WithHTTPQueryRate(perSecond float64, burst int) Option {
 func WithTrustedProxies(prefixes ...netip.Prefix) Option {
 	return func(c *config) { c.trustedProxies = append(c.trustedProxies, prefixes...) }
 }
+
+// WithMaxHTTPInFlight bounds the HTTP reducer calls and SQL queries one
+// client address (an IPv4 address or an IPv6 /64) has running at once,
+// across all databases (DefaultMaxHTTPInFlight). Past it a request is
+// answered 429 at once: calls waiting for a database's writer slot wait in
+// a queue its other clients share, and the call rate alone would let one
+// address put a whole burst there. Loopback clients are not counted (see
+// WithLoopbackAddressLimit).
+func WithMaxHTTPInFlight(n int) Option { return func(c *config) { c.maxInFlight = max(n, 1) } }

@@ -39,6 +39,11 @@ func (s *Server) handleSQL(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	done, ok := s.enterHTTP(w, r)
+	if !ok {
+		return
+	}
+	defer done()
 	d, ok := s.database(w, r)
 	if !ok {
 		return
