@@ -35,6 +35,7 @@ const (
 	opI32Add       = 0x6a
 	opI32Sub       = 0x6b
 	opI64Sub       = 0x7d
+	opI64Add       = 0x7c
 	opBrOnNull     = 0xd4
 	opBrOnNonNull  = 0xd6
 )
@@ -55,6 +56,7 @@ type fn struct {
 	depthG   uint32
 	fuelL    uint32
 	scratchL uint32
+	depthL   uint32 // the depth left at entry, put back at exit
 	nLocals  uint32
 	results  []byte
 	out, seg []byte
@@ -62,7 +64,36 @@ type fn struct {
 	cnt      int64
 	ctrl     int // open blocks, the function's own label included
 	maxDepth bool
+	// What a first pass over the body found (see rewrite): calls says it
+	// has a call instruction of any kind; entryLoop that a loop instruction
+	// comes before any branch, call or other control instruction from the
+	// entry. atEntry tracks the latter while walking.
+	calls, entryLoop, atEntry bool
+	// scanning: the first pass, whose output is discarded.
+	scanning bool
+	// locs are the types of the locals, parameters first, when there are
+	// at most maxPassLocals.
+	locs []byte
+	// frames are the open blocks, the function's own first; headOf is
+	// the index of the wrapped loop whose head segment is being collected,
+	// or -1.
+	frames []frame
+	headOf int
+	// labels collects the current branch instruction's labels, adjusted.
+	labels []byte
 }
+
+// frame is an open block. A loop whose head calls refuel inside the loop
+// makes wazero's register allocator spill the loop's live values around
+// that call on every iteration, even though it rarely runs: such a loop
+// is wrapped (see unwrapLoop) so that the call sits outside it.
+type frame struct {
+	wrapped bool  // three blocks were added around this loop
+	cost    int64 // a wrapped loop's head charge
+}
+
+// wrapped loops add this many blocks around themselves.
+const wrapDepth = 3
 
 func (m *module) encodeCode(body []byte, fuelG, depthG uint32) ([]byte, error) {
 	r := &reader{b: body}
@@ -73,11 +104,7 @@ func (m *module) encodeCode(body []byte, fuelG, depthG uint32) ([]byte, error) {
 	if int(n) != len(m.funcTypes)-m.nImpFuncs {
 		return nil, malformed("the code section has %d bodies for %d functions", n, len(m.funcTypes)-m.nImpFuncs)
 	}
-	nOut := n
-	if m.refuel {
-		nOut++ // the check function, appended
-	}
-	out := appendU32(make([]byte, 0, len(body)*5/4+64), nOut)
+	out := make([]byte, 0, len(body)*5/4+64)
 	f := &fn{m: m, fuelG: fuelG, depthG: depthG, maxDepth: m.cfg.MaxCallDepth > 0}
 	for i := uint32(0); i < n; i++ {
 		size, err := r.u32()
@@ -105,12 +132,101 @@ func (m *module) encodeCode(body []byte, fuelG, depthG uint32) ([]byte, error) {
 	if !r.eof() {
 		return nil, malformed("code section has bytes after its bodies")
 	}
+	nOut := n
 	if m.refuel {
 		b := m.checkBody(fuelG)
 		out = appendU32(out, uint32(len(b)))
 		out = append(out, b...)
+		nOut++
+		for _, locs := range m.passLocs {
+			b := m.passBody(fuelG, len(locs))
+			out = appendU32(out, uint32(len(b)))
+			out = append(out, b...)
+			nOut++
+		}
 	}
-	return out, nil
+	return append(appendU32(make([]byte, 0, len(out)+5), nOut), out...), nil
+}
+
+// passBody is the body of a wrapped loop's check function (see
+// unwrapLoop): with the fuel (below zero) in the global, it calls refuel,
+// traps if the fuel is still below zero, and returns its n arguments, the
+// caller's locals, as they came.
+func (m *module) passBody(fuelG uint32, n int) []byte {
+	o := []byte{0, opCall}
+	o = appendU32(o, uint32(m.nImpFuncs))
+	o = append(o, opGlobalGet)
+	o = appendU32(o, fuelG)
+	o = append(o, opI64Const, 0, opI64LtS, opIf, 0x40, opUnreachable, opEnd)
+	for i := 0; i < n; i++ {
+		o = append(o, opLocalGet)
+		o = appendU32(o, uint32(i))
+	}
+	return append(o, opEnd)
+}
+
+// unwrapLoop closes a wrapped loop whose head charges cost. A wrapped loop
+//
+//	block $after (the loop's type)
+//	  loop $retry
+//	    block $refuel
+//	      loop $l (the original)
+//	        charge; br_if $refuel when the fuel is below zero
+//	        ...
+//	      end
+//	      br $after
+//	    end
+//	    cold path: refuel, then br $retry
+//	  end
+//	  unreachable
+//	end
+//
+// keeps the refuel call out of the loop $l. The cold path hands every
+// local to its check function and takes them back as its results, so no
+// value of the loop lives across the call either (a value live across a
+// call is spilled wherever it is defined, the loop's back edges included).
+// The fuel comes back with the head's charge added, which the head takes
+// again: a loop entered through $retry is charged once, and energy does
+// not depend on where refuel happens.
+func (f *fn) unwrapLoop(o []byte, cost int64) []byte {
+	o = append(o, opEnd, opBr, 2, opEnd)
+	o = f.store(o)
+	for i := uint32(0); i < f.nLocals; i++ {
+		o = append(o, opLocalGet)
+		o = appendU32(o, i)
+	}
+	o = append(o, opCall)
+	o = appendU32(o, f.m.passFunc(f.locs))
+	for i := int(f.nLocals) - 1; i >= 0; i-- {
+		o = append(o, opLocalSet)
+		o = appendU32(o, uint32(i))
+	}
+	o = append(o, opGlobalGet)
+	o = appendU32(o, f.fuelG)
+	o = append(o, opI64Const)
+	o = appendS64(o, cost)
+	o = append(o, opI64Add, opLocalSet)
+	o = appendU32(o, f.fuelL)
+	return append(o, opBr, 0, opEnd, opUnreachable, opEnd)
+}
+
+// maxPassLocals bounds the locals a check site hands its check function.
+const maxPassLocals = 32
+
+// passFunc returns the index of the check function for a function whose
+// locals have types locs, adding it when new.
+func (m *module) passFunc(locs []byte) uint32 {
+	if m.passFuncs == nil {
+		m.passFuncs = map[string]uint32{}
+	}
+	j, ok := m.passFuncs[string(locs)]
+	if !ok {
+		j = uint32(len(m.passLocs))
+		m.passFuncs[string(locs)] = j
+		m.passTyps = append(m.passTyps, m.addType(locs, locs))
+		m.passLocs = append(m.passLocs, append([]byte(nil), locs...))
+	}
+	return m.checkFunc() + 1 + j
 }
 
 // checkBody is the check function's: it takes the fuel (below zero),
@@ -135,6 +251,7 @@ func (f *fn) rewrite(body []byte, sig funcSig) ([]byte, error) {
 	}
 	declStart := r.off
 	total := uint64(sig.params)
+	f.locs = append(f.locs[:0], sig.ptypes...)
 	for g := uint32(0); g < groups; g++ {
 		c, err := r.u32()
 		if err != nil {
@@ -148,6 +265,11 @@ func (f *fn) rewrite(body []byte, sig funcSig) ([]byte, error) {
 			return nil, fmt.Errorf("%w: a local of value type 0x%02x", ErrUnsupported, t)
 		}
 		total += uint64(c)
+		if total <= maxPassLocals {
+			for range c {
+				f.locs = append(f.locs, t)
+			}
+		}
 		if total > uint64(f.m.lim.MaxLocals) {
 			return nil, fmt.Errorf("%w: more than %d locals", ErrLimit, f.m.lim.MaxLocals)
 		}
@@ -155,17 +277,44 @@ func (f *fn) rewrite(body []byte, sig funcSig) ([]byte, error) {
 	f.nLocals = uint32(total)
 	f.fuelL = f.nLocals
 	f.scratchL = f.nLocals + 1
+	f.depthL = f.nLocals + 2
 	f.results = sig.results
-	f.out = appendU32(f.out[:0], groups+2)
-	f.out = append(f.out, body[declStart:r.off]...)
-	f.out = append(f.out, 1, 0x7e, 1, 0x7f) // the fuel local, an i32 scratch local
-	f.seg, f.cnt, f.hdr, f.ctrl = f.seg[:0], 0, hdrEntry, 1
-	if err := f.code(r); err != nil {
-		return nil, err
+	// Two passes: what the entry emits depends on what the whole body
+	// holds (calls, a loop before anything else). The first also does all
+	// the checking; its output is thrown away.
+	codeStart := r.off
+	for _, scan := range []bool{true, false} {
+		f.scanning = scan
+		r.off = codeStart
+		if scan {
+			f.calls, f.entryLoop = false, false
+		}
+		f.atEntry = true
+		f.out = appendU32(f.out[:0], groups+3)
+		f.out = append(f.out, body[declStart:codeStart]...)
+		f.out = append(f.out, 1, 0x7e, 1, 0x7f, 1, 0x7f) // the fuel local, an i32 scratch local, the depth local
+		f.seg, f.cnt, f.hdr, f.ctrl = f.seg[:0], 0, hdrEntry, 1
+		f.frames, f.headOf = append(f.frames[:0], frame{}), -1
+		if err := f.code(r); err != nil {
+			return nil, err
+		}
 	}
 	// f.out is reused by the next body: the caller copies it first.
 	return f.out, nil
 }
+
+// entryChecks says whether the function's entry must check its fuel. It
+// need not when the function makes no call (its loops check; without one
+// it runs a bounded number of instructions, and the caller's next check,
+// or the host when it returns, sees the fuel spent), nor when a loop, whose
+// head checks, comes before any call or branch. What the entry check is for,
+// stopping a loop-free call tree, needs only that every function that
+// calls checks before its first call.
+func (f *fn) entryChecks() bool { return f.calls && !f.entryLoop }
+
+// countsDepth says whether the function counts call depth: a function that
+// makes no call adds at most one frame to a stack the counter bounds.
+func (f *fn) countsDepth() bool { return f.maxDepth && f.calls }
 
 // boundary ends the current segment and starts one with header h.
 func (f *fn) boundary(h header) {
@@ -179,25 +328,47 @@ func (f *fn) flush() {
 	case hdrEntry:
 		o = append(o, opGlobalGet)
 		o = appendU32(o, f.fuelG)
-		o = append(o, opLocalSet)
-		o = appendU32(o, f.fuelL)
-		o = f.check(o, f.cnt)
-		if f.maxDepth {
+		if f.entryChecks() {
+			o = append(o, opLocalSet)
+			o = appendU32(o, f.fuelL)
+			o = f.check(o, f.cnt)
+		} else {
+			o = append(o, opI64Const)
+			o = appendS64(o, f.cnt)
+			o = append(o, opI64Sub, opLocalSet)
+			o = appendU32(o, f.fuelL)
+		}
+		if f.countsDepth() {
 			o = append(o, opGlobalGet)
 			o = appendU32(o, f.depthG)
 			// The fuel is written back before the depth trap, so the energy
 			// it reports includes the entry's charge whether or not that
 			// charge called refuel (which writes it back).
+			o = append(o, opLocalTee)
+			o = appendU32(o, f.depthL)
 			o = append(o, opI32Eqz, opIf, 0x40)
 			o = f.store(o)
-			o = append(o, opUnreachable, opEnd, opGlobalGet)
-			o = appendU32(o, f.depthG)
+			o = append(o, opUnreachable, opEnd, opLocalGet)
+			o = appendU32(o, f.depthL)
 			o = append(o, opI32Const, 1, opI32Sub, opGlobalSet)
 			o = appendU32(o, f.depthG)
 		}
 		o = append(o, opBlock)
 		o = append(o, f.m.blockType(f.results)...)
 	case hdrCheck:
+		if f.headOf >= 0 {
+			// A wrapped loop's head (see unwrapLoop): out to the cold path.
+			f.frames[f.headOf].cost = f.cnt
+			o = append(o, opLocalGet)
+			o = appendU32(o, f.fuelL)
+			o = append(o, opI64Const)
+			o = appendS64(o, f.cnt)
+			o = append(o, opI64Sub, opLocalTee)
+			o = appendU32(o, f.fuelL)
+			o = append(o, opI64Const, 0, opI64LtS, opBrIf, 1)
+			f.headOf = -1
+			break
+		}
 		o = f.check(o, f.cnt)
 	case hdrPlain:
 		if f.cnt > 0 {
@@ -298,10 +469,12 @@ func (f *fn) reload(o []byte) []byte {
 // epilogue is what runs before the function is left.
 func (f *fn) epilogue(o []byte) []byte {
 	o = f.store(o)
-	if f.maxDepth {
-		o = append(o, opGlobalGet)
-		o = appendU32(o, f.depthG)
-		o = append(o, opI32Const, 1, opI32Add, opGlobalSet)
+	if f.countsDepth() {
+		// Every callee puts the depth back as it found it, so what this
+		// function found is what it leaves.
+		o = append(o, opLocalGet)
+		o = appendU32(o, f.depthL)
+		o = append(o, opGlobalSet)
 		o = appendU32(o, f.depthG)
 	}
 	return o
@@ -315,29 +488,39 @@ func (f *fn) label(r *reader) error {
 	if int64(l) >= int64(f.ctrl) {
 		return fmt.Errorf("branch to label %d with %d blocks open", l, f.ctrl)
 	}
+	// The label, counting the blocks added around wrapped loops between
+	// the branch and its target.
+	adj, top := l, len(f.frames)-1
+	for k := top; k > top-int(l); k-- {
+		if f.frames[k].wrapped {
+			adj += wrapDepth
+		}
+	}
+	f.labels = appendU32(f.labels, adj)
 	return nil
 }
 
-func (f *fn) blockType(r *reader) error {
+// blockType reads a block type and returns how many parameters it takes.
+func (f *fn) blockType(r *reader) (int, error) {
 	c, err := r.u8()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if c == 0x40 || isValType(c) {
-		return nil
+		return 0, nil
 	}
 	r.off--
 	idx, err := r.sleb(33)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if idx < 0 {
-		return fmt.Errorf("%w: a block of value type 0x%02x", ErrUnsupported, c)
+		return 0, fmt.Errorf("%w: a block of value type 0x%02x", ErrUnsupported, c)
 	}
 	if idx >= int64(len(f.m.types)) {
-		return fmt.Errorf("block type %d does not exist", idx)
+		return 0, fmt.Errorf("block type %d does not exist", idx)
 	}
-	return nil
+	return f.m.types[idx].params, nil
 }
 
 func (f *fn) memarg(r *reader) error {
@@ -382,20 +565,36 @@ func (f *fn) code(r *reader) error {
 		// fref: the instruction's function index, which is written
 		// renumbered rather than copied (Config.Refuel).
 		fref, hasFref := uint32(0), false
+		// wrapIdx: the frame of a loop wrapped here; branch: the
+		// instruction's labels are written from f.labels.
+		wrapIdx, branch := -1, false
+		f.labels = f.labels[:0]
 		switch op {
 		case opUnreachable:
 			next = hdrDead
 		case 0x01, 0x1a, 0x1b, 0xd1, 0xd3, 0xd5: // nop, drop, select, ref.is_null, ref.as_non_null, ref.eq
 		case opBlock:
-			err = f.blockType(r)
+			_, err = f.blockType(r)
 			f.ctrl++
+			f.frames = append(f.frames, frame{})
 		case opLoop:
-			err = f.blockType(r)
+			var params int
+			params, err = f.blockType(r)
 			f.ctrl++
 			next = hdrCheck
+			wrap := err == nil && f.m.refuel && params == 0 && f.nLocals <= maxPassLocals
+			f.frames = append(f.frames, frame{wrapped: wrap})
+			if wrap {
+				// $after, typed like the loop; $retry; $refuel.
+				f.seg = append(f.seg, opBlock)
+				f.seg = append(f.seg, r.b[start+1:r.off]...)
+				f.seg = append(f.seg, opLoop, 0x40, opBlock, 0x40)
+				wrapIdx = len(f.frames) - 1
+			}
 		case opIf:
-			err = f.blockType(r)
+			_, err = f.blockType(r)
 			f.ctrl++
+			f.frames = append(f.frames, frame{})
 			next = hdrPlain
 		case opElse:
 			if f.ctrl <= 1 {
@@ -403,6 +602,16 @@ func (f *fn) code(r *reader) error {
 			}
 			next = hdrPlain
 		case opEnd:
+			if top := len(f.frames) - 1; top > 0 && f.frames[top].wrapped {
+				f.flush()
+				f.out = f.unwrapLoop(f.out, f.frames[top].cost)
+				f.frames = f.frames[:top]
+				f.ctrl--
+				// The end's own unit, on the one path past it.
+				f.hdr, f.cnt = hdrPlain, 1
+				continue
+			}
+			f.frames = f.frames[:len(f.frames)-1]
 			f.ctrl--
 			if f.ctrl == 0 {
 				// The function's end closes the wrapper block; the
@@ -420,10 +629,10 @@ func (f *fn) code(r *reader) error {
 			next = hdrPlain
 		case opBr:
 			err = f.label(r)
-			next = hdrDead
+			next, branch = hdrDead, true
 		case opBrIf, opBrOnNull, opBrOnNonNull:
 			err = f.label(r)
-			next = hdrPlain
+			next, branch = hdrPlain, true
 		case opBrTable:
 			var n uint32
 			if n, err = r.count(1); err == nil {
@@ -431,7 +640,10 @@ func (f *fn) code(r *reader) error {
 					err = f.label(r)
 				}
 			}
-			next = hdrDead
+			next, branch = hdrDead, true
+			if err == nil {
+				f.labels = append(appendU32(nil, n), f.labels...)
+			}
 		case opReturn:
 			before = true
 			next = hdrDead
@@ -544,6 +756,16 @@ func (f *fn) code(r *reader) error {
 		if f.ctrl > f.m.lim.MaxNesting {
 			return fmt.Errorf("%w: blocks nest more than %d deep", ErrLimit, f.m.lim.MaxNesting)
 		}
+		switch op {
+		case opCall, opCallIndirect, opCallRef, opReturnCall, opReturnCallIn, opReturnCallRf:
+			f.calls = true
+		}
+		if f.atEntry && op != opBlock && op != 0x01 && (op <= opCallRef || op == opBrOnNull || op == opBrOnNonNull) {
+			// The first control instruction (a block transfers nothing):
+			// a loop, or anything that could reach a call without one.
+			f.entryLoop = f.entryLoop || (f.scanning && op == opLoop)
+			f.atEntry = false
+		}
 		if before {
 			if next == hdrDead && op != opCall {
 				f.seg = f.epilogue(f.seg)
@@ -554,6 +776,9 @@ func (f *fn) code(r *reader) error {
 		if hasFref && f.m.refuel {
 			f.seg = append(f.seg, op)
 			f.seg = appendU32(f.seg, f.m.fidx(fref))
+		} else if branch {
+			f.seg = append(f.seg, op)
+			f.seg = append(f.seg, f.labels...)
 		} else {
 			f.seg = append(f.seg, r.b[start:r.off]...)
 		}
@@ -563,6 +788,9 @@ func (f *fn) code(r *reader) error {
 		}
 		if next != 255 {
 			f.boundary(next)
+		}
+		if wrapIdx >= 0 {
+			f.headOf = wrapIdx
 		}
 	}
 }

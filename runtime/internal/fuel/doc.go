@@ -14,12 +14,18 @@
 // Each function body is cut into straight-line segments at every
 // control instruction. A segment is charged its instruction count, once, at
 // its start, on a local copy of the fuel (a local is a register or a stack
-// slot; a global is a load through the module context). The charge at
-// function entry and right after each loop instruction also checks: if the
-// fuel is then below zero it is written back and the function executes
-// unreachable. Those two sites are enough: any unbounded execution passes
-// through loop heads or function entries infinitely often, and every
-// segment costs at least one unit, so a check site never spins for free.
+// slot; a global is a load through the module context). The charge right
+// after each loop instruction also checks: if the fuel is then below zero
+// it is written back and the function executes unreachable. So does the
+// charge at the entry of a function that calls another, unless a loop
+// comes first (before any branch or call: a Go function's body is one
+// such loop, so its head is the check). Those sites are enough: any
+// unbounded execution passes through loop heads infinitely often, or makes
+// infinitely many calls, and a function that calls checks before its first
+// call; a function that makes no call and has no loop runs a bounded number
+// of instructions, and its caller's next check (or the host, when it
+// returns) sees what it spent. Every segment costs at least one unit, so a
+// check site never spins for free.
 // Calls to imported (host) functions add Config.HostCallCost, and bulk
 // instructions (memory.fill/copy/init, memory.grow, table bulk operations)
 // pay for the length on top of the stack, checked before they run.
@@ -45,7 +51,25 @@
 // back and traps if it is still below zero. (Inlining those steps at every
 // check site put a host call and a trap in every loop's cold path, and
 // the benchmark guest ran 12-17% slower than without refuel, in a noisy
-// run; through the check function, 4-6%, in a quieter one.) The host
+// run; through the check function, 4-6%, in a quieter one.)
+//
+// A loop head does not call it from inside the loop: wazero's register
+// allocator spills every value live across a call where the value is
+// defined, so a call in a loop, however cold, put loads and stores on
+// every iteration (up to 40% of a tight loop). A loop without parameters,
+// in a function of at most 32 locals, is wrapped instead:
+//
+//	block $after (the loop's type) loop $retry block $refuel
+//	  loop (the original) charge; br_if $refuel when below zero; ... end
+//	  br $after
+//	end refuel; br $retry end unreachable end
+//
+// Branches that cross the added blocks are renumbered. The cold path
+// hands every local to a check function of its own type ((locals) ->
+// (locals): one per list of local types, appended after the first) and
+// takes them back as results, so that no value of the loop lives across
+// the call; it adds the head's charge back to the fuel, which the head
+// takes again, so energy does not depend on where refuel happens. The host
 // ([Meter])
 // keeps the call's budget in a reserve and puts at most a slice in the
 // global: refuel moves the next slice over, less what the guest overspent,
@@ -67,10 +91,12 @@
 // energy); with slices, the global plus the reserve is.
 //
 // Optionally ([Config.MaxCallDepth]) a second exported mutable i32 global,
-// [DepthGlobal], counts the call depth left: each function entry checks it
-// is above zero and decrements it, each exit increments it. At zero the
+// [DepthGlobal], counts the call depth left: the entry of each function
+// that calls another checks it is above zero, keeps it in a local and
+// decrements it, and each exit writes the local back. At zero the
 // function writes its fuel back and traps with the global at zero and the
-// fuel at or above zero.
+// fuel at or above zero. A function that makes no call adds one frame at
+// most to the stack the counter bounds, and does not count.
 // To find every exit, each body is wrapped in one block typed like the
 // function's results: a branch to the function's own label then leaves the
 // block into the epilogue, and no branch depth changes.

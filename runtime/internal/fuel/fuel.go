@@ -152,6 +152,7 @@ var rank = map[byte]int{
 
 type funcSig struct {
 	params  int
+	ptypes  []byte
 	results []byte
 }
 
@@ -190,6 +191,12 @@ type module struct {
 	// the trap out of every metered body keeps the code a check site adds
 	// to hot loops small.
 	checkTyp uint32
+	// passFuncs are further check functions, appended after checkFunc, one
+	// per list of local types: they take and return the fuel and every
+	// local of the function whose check site calls them (see underflow).
+	passFuncs map[string]uint32 // local types -> index among them
+	passTyps  []uint32
+	passLocs  [][]byte
 }
 
 // checkFunc returns the index of the appended check function.
@@ -383,6 +390,7 @@ func (m *module) decodeTypes(r *reader) error {
 			}
 			if k == 0 {
 				sig.params = len(vs)
+				sig.ptypes = vs
 			} else {
 				sig.results = vs
 			}
@@ -814,7 +822,11 @@ func (m *module) encode() ([]byte, error) {
 			emit(secExport, m.exports(s.body, fuelIdx, depthIdx))
 		case secFunction:
 			if m.refuel {
-				emit(secFunction, rewriteVec(s.body, 1, appendU32(nil, m.checkTyp)))
+				e := appendU32(nil, m.checkTyp)
+				for _, t := range m.passTyps {
+					e = appendU32(e, t)
+				}
+				emit(secFunction, rewriteVec(s.body, 1+len(m.passTyps), e))
 			} else {
 				emit(secFunction, s.body)
 			}

@@ -218,6 +218,8 @@ func TestControlFlowStillWorks(t *testing.T) {
 		{"table_switch", []uint64{2}, []uint64{1}},
 		{"table_switch", []uint64{9}, []uint64{1}},
 		{"tree", []uint64{5}, nil},
+		{"nested", []uint64{10}, []uint64{38}},
+		{"many_locals", []uint64{50}, []uint64{0}},
 	} {
 		out, used, err := m.call(tc.fn, 1e6, tc.args...)
 		if err != nil || len(out) != len(tc.want) {

@@ -50,6 +50,11 @@ func TestSlicesDoNotChangeEnergy(t *testing.T) {
 		{"tailcall.wasm", "tail_down", 1e6, []uint64{1000}},
 		{"renumber.wasm", "spin_table", 100_000, nil},
 		{"renumber.wasm", "table", 1000, []uint64{2}},
+		{"meter.wasm", "nested", 1e6, []uint64{10}},
+		{"meter.wasm", "nested", 1e7, []uint64{100_000}}, // leaves both loops by br_if
+		{"meter.wasm", "nested", 500, []uint64{100}},     // out of fuel in the inner loop
+		{"meter.wasm", "many_locals", 1e6, []uint64{50}},
+		{"meter.wasm", "many_locals", 300, []uint64{50}},
 	}
 	// count(100) at every budget around its exact cost: whether it
 	// finishes must not depend on the slices either.

@@ -75,6 +75,40 @@
   (func (export "grow_table") (param i32) (result i32)
     (table.grow 0 (ref.null func) (local.get 0)))
 
+  ;; Loops inside loops, left by branches to outer labels (br_if, br_table),
+  ;; a loop with a result and a loop with a parameter: with Config.Refuel a
+  ;; loop is wrapped in blocks, and every label crossing them renumbered.
+  (func (export "nested") (param $n i32) (result i32) (local $i i32) (local $j i32) (local $acc i32)
+    (block $out
+      (loop $outer
+        (local.set $j (i32.const 0))
+        (block $next
+          (loop $inner
+            (local.set $acc (i32.add (local.get $acc) (local.get $j)))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br_if $out (i32.gt_u (local.get $acc) (i32.const 100000)))
+            (br_table $inner $next $inner (i32.eq (local.get $j) (i32.const 3)))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br_if $outer (i32.lt_u (local.get $i) (local.get $n)))))
+    local.get $acc
+    (loop (result i32) (i32.const 5))
+    i32.add
+    i32.const 2
+    loop (type $ii)
+      i32.const 1
+      i32.add
+    end
+    i32.add)
+
+  ;; A loop in a function with more locals than a check site hands over.
+  (func (export "many_locals") (param $n i32) (result i32)
+    (local i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64)
+    (local i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64)
+    (loop $l
+      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+      (br_if $l (local.get $n)))
+    (local.get $n))
+
   (func (export "set_global") (param i32) (global.set $g (local.get 0)))
   (func (export "fail") unreachable)
 )
