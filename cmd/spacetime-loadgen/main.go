@@ -106,7 +106,7 @@ func cmdCalls(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	t := targetFlags(fs)
 	cfg := loadgen.CallConfig{}
 	fs.IntVar(&cfg.Connections, "conns", 64, "WebSocket connections")
-	fs.IntVar(&cfg.InFlight, "inflight", 1, "calls outstanding per connection (the server handles a connection's calls one at a time)")
+	fs.IntVar(&cfg.InFlight, "inflight", 1, "calls outstanding per connection (the server pipelines up to 16 per connection, answering in order)")
 	fs.StringVar(&cfg.Reducer, "reducer", "incr", "the reducer to call")
 	fs.StringVar(&cfg.Args, "args", `["k{conn}"]`, "the JSON array of arguments; {conn} is the connection's number, {seq} the call's")
 	fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "load before measuring, not counted")

@@ -19,8 +19,9 @@ type CallConfig struct {
 	// Connections is the number of WebSockets.
 	Connections int `json:"connections"`
 	// InFlight is the number of calls outstanding per connection. The server
-	// handles a connection's messages one at a time, so more than one only
-	// queues calls in the socket.
+	// runs a connection's next call while the previous one becomes durable
+	// (at most 16 in flight per connection; more wait in the socket), and
+	// answers in request order.
 	InFlight int `json:"in_flight"`
 	// Reducer is the reducer to call.
 	Reducer string `json:"reducer"`
@@ -64,22 +65,20 @@ func (r *CallResult) String() string {
 	return s
 }
 
-// callConn is one connection of a call load. Send times travel from the
-// writer to the reader through atomics: the network orders them, which the
-// race detector cannot see.
+// callConn is one connection of a call load, run by one goroutine that
+// reads the answers and sends the calls that replace them.
 type callConn struct {
 	ws      *websocket.Conn
+	raw     *rawConn
 	n       int
-	sent    []atomic.Int64 // send time (unix ns) by request_id & mask
+	sent    []int64 // send time (unix ns) by request_id & mask
 	mask    uint32
 	pending atomic.Int64
 	samples []time.Duration
-	wmu     sync.Mutex  // the starter's and the reader's writes
-	id      uint32      // the last request_id sent, under wmu
-	buf     []byte      // under wmu
-	readErr error       // the reader's, read after it ends
-	sendErr error       // the sender's, read after it ends
-	broken  atomic.Bool // either failed
+	id      uint32 // the last request_id sent
+	buf     []byte
+	err     error       // the connection's, read after it ends
+	broken  atomic.Bool // it failed
 }
 
 // RunCalls opens the connections, runs the load and closes them.
@@ -111,14 +110,16 @@ func RunCalls(ctx context.Context, cfg CallConfig) (*CallResult, error) {
 	}
 	conns := make([]*callConn, len(wss))
 	for i, ws := range wss {
-		conns[i] = &callConn{ws: ws, n: i, sent: make([]atomic.Int64, ring), mask: ring - 1}
+		// Nothing is buffered in ws: the server sends nothing after
+		// InitialConnection until it is called.
+		conns[i] = &callConn{ws: ws, raw: newRawConn(ws.NetConn()), n: i, sent: make([]int64, ring), mask: ring - 1}
 	}
 
 	var (
 		windowStart, windowEnd atomic.Int64 // unix ns; answers in [start, end) count
 		nCommitted, nFailed    atomic.Int64
 		budget                 atomic.Int64 // calls left to send (Calls mode)
-		stop                   = make(chan struct{})
+		stopped                atomic.Bool
 		firstErr               struct {
 			sync.Mutex
 			s string
@@ -132,84 +133,77 @@ func RunCalls(ctx context.Context, cfg CallConfig) (*CallResult, error) {
 		windowStart.Store(time.Now().Add(cfg.Warmup).UnixNano())
 	}
 
-	// Each connection's reader sends the next call as soon as it has read an
-	// answer: no hand-off to another goroutine, whose wake-ups would cost
-	// CPU the server under test shares. The first calls go out from a
-	// starter; the mutex keeps the starter and the reader from writing at
-	// once.
+	// Each connection's goroutine reads every answer already received,
+	// then sends as many new calls in one write: with several calls in
+	// flight, one syscall each way serves several calls, on both sides.
 	var answered atomic.Int64
-	send := func(c *callConn) {
-		c.wmu.Lock()
-		defer c.wmu.Unlock()
-		select {
-		case <-stop:
-			return
-		case <-ctx.Done():
-			return
-		default:
-		}
-		if c.broken.Load() || (cfg.Calls > 0 && budget.Add(-1) < 0) {
+	queue := func(c *callConn, now int64) {
+		if stopped.Load() || (cfg.Calls > 0 && budget.Add(-1) < 0) {
 			return
 		}
 		c.id++
 		c.buf = callMessage(c.buf[:0], c.id, cfg.Reducer, cfg.Args, c.n, uint64(c.id))
-		c.sent[c.id&c.mask].Store(time.Now().UnixNano())
+		c.sent[c.id&c.mask] = now
 		c.pending.Add(1)
-		if err := c.ws.WriteMessage(websocket.TextMessage, c.buf); err != nil {
-			c.sendErr = fmt.Errorf("loadgen: connection %d: sending: %w", c.n, err)
-			c.broken.Store(true)
+		c.raw.queue(c.buf)
+	}
+	run := func(c *callConn) error {
+		now := time.Now().UnixNano()
+		for range cfg.InFlight {
+			queue(c, now)
+		}
+		if err := c.raw.flush(); err != nil {
+			return fmt.Errorf("sending: %w", err)
+		}
+		for {
+			data, err := c.raw.next()
+			if err != nil {
+				if stopped.Load() {
+					return nil
+				}
+				return err
+			}
+			if !isResult(data) {
+				continue
+			}
+			now := time.Now().UnixNano()
+			id, ok := uintAfter(data, keyRequestID)
+			if !ok {
+				return fmt.Errorf("a ReducerResult without request_id: %.200s", data)
+			}
+			sent := c.sent[uint32(id)&c.mask]
+			if now >= windowStart.Load() && now < windowEnd.Load() {
+				if committed(data) {
+					nCommitted.Add(1)
+					c.samples = append(c.samples, time.Duration(now-sent))
+				} else if nFailed.Add(1) == 1 {
+					firstErr.Lock()
+					firstErr.s = resultError(data)
+					firstErr.Unlock()
+				}
+			}
+			c.pending.Add(-1)
+			answered.Add(1)
+			queue(c, now)
+			if !c.raw.buffered() {
+				if err := c.raw.flush(); err != nil {
+					if stopped.Load() {
+						return nil
+					}
+					return fmt.Errorf("sending: %w", err)
+				}
+			}
 		}
 	}
-	var readers, starters sync.WaitGroup
+	var workers sync.WaitGroup
 	for _, c := range conns {
-		readers.Go(func() {
-			r := reader{ws: c.ws}
-			for {
-				data, err := r.next()
-				if err != nil {
-					select {
-					case <-stop:
-					default:
-						c.readErr = fmt.Errorf("loadgen: connection %d: %w", c.n, err)
-						c.broken.Store(true)
-					}
-					return
-				}
-				if !isResult(data) {
-					continue
-				}
-				now := time.Now().UnixNano()
-				id, ok := uintAfter(data, keyRequestID)
-				if !ok {
-					c.readErr = fmt.Errorf("loadgen: connection %d: a ReducerResult without request_id: %.200s", c.n, data)
-					c.broken.Store(true)
-					return
-				}
-				sent := c.sent[uint32(id)&c.mask].Load()
-				if now >= windowStart.Load() && now < windowEnd.Load() {
-					if committed(data) {
-						nCommitted.Add(1)
-						c.samples = append(c.samples, time.Duration(now-sent))
-					} else {
-						if nFailed.Add(1) == 1 {
-							firstErr.Lock()
-							firstErr.s = resultError(data)
-							firstErr.Unlock()
-						}
-					}
-				}
-				c.pending.Add(-1)
-				answered.Add(1)
-				send(c)
-			}
-		})
-		starters.Go(func() {
-			for range cfg.InFlight {
-				send(c)
+		workers.Go(func() {
+			if err := run(c); err != nil {
+				c.err = fmt.Errorf("loadgen: connection %d: %w", c.n, err)
+				c.broken.Store(true)
 			}
 		})
 	}
-	starters.Wait()
 
 	// Wait for the end of the window (or for every call of the budget to
 	// be answered), then for the calls still outstanding.
@@ -226,11 +220,11 @@ func RunCalls(ctx context.Context, cfg CallConfig) (*CallResult, error) {
 		}
 		windowEnd.Store(time.Now().UnixNano())
 	}
-	close(stop)
+	stopped.Store(true)
 	waitPending(conns, 10*time.Second)
-	// The readers end when the connections close.
+	// The goroutines end when the connections close.
 	closeAll(wss)
-	readers.Wait()
+	workers.Wait()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -243,7 +237,7 @@ func RunCalls(ctx context.Context, cfg CallConfig) (*CallResult, error) {
 	var errs []error
 	for _, c := range conns {
 		all = append(all, c.samples...)
-		errs = append(errs, c.readErr, c.sendErr)
+		errs = append(errs, c.err)
 	}
 	res.Latency = summarize(all)
 	return res, errors.Join(errs...)
