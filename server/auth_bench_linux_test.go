@@ -45,12 +45,12 @@ func reportProcessCPU(b *testing.B) func() {
 	return func() { b.ReportMetric(float64(processCPU()-start)/float64(b.N), "cpu-ns/op") }
 }
 
-// authTokenPool is how many distinct tokens each algorithm's sub-benchmarks
-// cycle through. Nothing on the auth path caches a verification, so every
-// token presented is checked in full (signature included); distinct tokens
-// also carry distinct claims (jti), so no session minted for one is
-// reusable for another, except in the *-repeat cases, which present one
-// token every time and are labelled so.
+// authTokenPool is how many distinct tokens the cases that mint no session
+// (verifier, runtime) cycle through. Nothing on the auth path caches a
+// verification, so every token presented is checked in full, signature
+// included. The cases that mint a session (call, ws, http) present tokens
+// never seen before, each with its own jti, so no session is reused; the
+// *-repeat cases present one token every time and are labelled so.
 const authTokenPool = 1000
 
 // BenchmarkAuth is an auth reducer call beside the verifier alone on the
@@ -97,18 +97,33 @@ public_keys = ["`+writePEM(b, dir, "ec.pem", &ecKey.PublicKey)+`"]
 		{"ES256", jwt.SigningMethodES256, ecKey, &ecKey.PublicKey, issEC},
 	} {
 		exp := time.Now().Add(2 * time.Hour).Unix()
-		toks := make([]string, authTokenPool)
-		for i := range toks {
+		var minted atomic.Int64
+		mint := func() string {
 			tok, err := jwt.NewWithClaims(tc.method, jwt.MapClaims{
-				"iss": tc.iss, "sub": "bench", "exp": exp, "email": "bench@example.com", "jti": fmt.Sprint(i),
+				"iss": tc.iss, "sub": "bench", "exp": exp, "email": "bench@example.com", "jti": fmt.Sprint(minted.Add(1)),
 			}).SignedString(tc.key)
 			if err != nil {
 				b.Fatal(err)
 			}
-			toks[i] = tok
+			return tok
+		}
+		toks := make([]string, authTokenPool)
+		for i := range toks {
+			toks[i] = mint()
 		}
 		var next atomic.Uint64
 		token := func() string { return toks[next.Add(1)%authTokenPool] }
+		// fresh returns b.N tokens never presented before, minted before
+		// the measurement starts: where a session is minted, a token seen
+		// before would find its session already made.
+		fresh := func(b *testing.B) func() string {
+			ts := make([]string, b.N)
+			for i := range ts {
+				ts[i] = mint()
+			}
+			var n atomic.Int64
+			return func() string { return ts[n.Add(1)-1] }
+		}
 		v, err := auth.NewVerifier(auth.WithIssuers(auth.Issuer{Issuer: tc.iss, Algorithms: []string{tc.alg}, Keys: []crypto.PublicKey{tc.pub}}), auth.WithLogger(slog.New(slog.DiscardHandler)))
 		if err != nil {
 			b.Fatal(err)
@@ -148,6 +163,7 @@ public_keys = ["`+writePEM(b, dir, "ec.pem", &ecKey.PublicKey)+`"]
 		// The server's call path without a transport: the runtime call, the
 		// answer, and the session token.
 		b.Run("alg="+tc.alg+"/impl=call", func(b *testing.B) {
+			token := fresh(b)
 			benchInProcess(b, func() error {
 				body, _ := json.Marshal([]string{token()})
 				out := s.call(context.Background(), d, "auth", body, abi.Identity{}, nil, abi.ConnectionID{})
@@ -174,6 +190,7 @@ public_keys = ["`+writePEM(b, dir, "ec.pem", &ecKey.PublicKey)+`"]
 		// Over a WebSocket, as an app's client calls auth: no HTTP request
 		// per call on either side.
 		b.Run("alg="+tc.alg+"/impl=ws", func(b *testing.B) {
+			token := fresh(b)
 			benchWSCalls(b, s, "auth", func(int) []any { return []any{token()} })
 		})
 		b.Run("alg="+tc.alg+"/impl=ws-repeat", func(b *testing.B) {
@@ -190,6 +207,7 @@ public_keys = ["`+writePEM(b, dir, "ec.pem", &ecKey.PublicKey)+`"]
 			benchWSCalls(b, s, "set_setting", func(int) []any { return []any{"k", fmt.Sprint(n.Add(1))} })
 		})
 		b.Run("alg="+tc.alg+"/impl=http", func(b *testing.B) {
+			token := fresh(b)
 			benchCalls(b, s.URL()+"/v1/database/app/call/auth", func() []byte {
 				body, _ := json.Marshal([]string{token()})
 				return body
@@ -202,6 +220,7 @@ public_keys = ["`+writePEM(b, dir, "ec.pem", &ecKey.PublicKey)+`"]
 // connections would, so that durable commits are grouped as they are over
 // a transport.
 func benchInProcess(b *testing.B, call func() error) {
+	b.ResetTimer()
 	defer reportProcessCPU(b)()
 	b.SetParallelism(8)
 	b.RunParallel(func(pb *testing.PB) {
@@ -218,6 +237,7 @@ func benchInProcess(b *testing.B, call func() error) {
 // would: the durable commits are grouped, and the figure is the machine's
 // cost per call rather than one caller's wait for the disk.
 func benchCalls(b *testing.B, url string, body func() []byte) {
+	b.ResetTimer()
 	defer reportProcessCPU(b)()
 	b.SetParallelism(8)
 	b.RunParallel(func(pb *testing.PB) {
@@ -241,6 +261,7 @@ func benchCalls(b *testing.B, url string, body func() []byte) {
 // caller, waiting for each ReducerResult (other messages, such as the
 // IdentityChanged after auth, are read and skipped).
 func benchWSCalls(b *testing.B, s *Server, reducer string, args func(id int) []any) {
+	b.ResetTimer()
 	defer reportProcessCPU(b)()
 	b.SetParallelism(8)
 	b.RunParallel(func(pb *testing.PB) {
