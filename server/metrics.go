@@ -64,7 +64,7 @@ func newMetrics() *metrics {
 		}, []string{"database"}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "spacetime_limit_refusals_total",
-			Help: "Requests refused by a limit: connections_per_address, connections_per_database, http_call_rate, websocket_call_rate, websocket_call_rate_disconnect.",
+			Help: "Requests refused by a limit: connections_per_address, connections_per_database, http_call_rate, http_query_rate, http_in_flight, websocket_call_rate, websocket_call_rate_disconnect, websocket_query_rate, websocket_query_rate_disconnect.",
 		}, []string{"limit"}),
 	}
 	m.reg.MustRegister(m.calls, m.duration, m.energy, m.connections, m.subscriptions, m.commits, m.publishes, m.dropped, m.refusals,
