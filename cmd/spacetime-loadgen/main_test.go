@@ -120,16 +120,18 @@ func TestSmoke(t *testing.T) {
 	})
 
 	t.Run("in process", func(t *testing.T) {
-		res, err := loadgen.InProcess(ctx, loadgen.InProcessConfig{
-			Wasm: wasm, Dir: t.TempDir(), Reducer: "incr", Args: `["k{conn}"]`,
-			Goroutines: []int{1, 4}, Warmup: 20 * time.Millisecond, Duration: 200 * time.Millisecond,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range res {
-			if r.Committed == 0 || r.Latency.P50 <= 0 || r.CPUPerCall <= 0 {
-				t.Errorf("%+v", r)
+		for _, inflight := range []int{1, 3} {
+			res, err := loadgen.InProcess(ctx, loadgen.InProcessConfig{
+				Wasm: wasm, Dir: t.TempDir(), Reducer: "incr", Args: `["k{conn}"]`,
+				Goroutines: []int{1, 4}, InFlight: inflight, Warmup: 20 * time.Millisecond, Duration: 200 * time.Millisecond,
+			})
+			if err != nil {
+				t.Fatalf("%d in flight: %v", inflight, err)
+			}
+			for _, r := range res {
+				if r.Committed == 0 || r.Latency.P50 <= 0 || r.CPUPerCall <= 0 {
+					t.Errorf("%d in flight: %+v", inflight, r)
+				}
 			}
 		}
 	})

@@ -73,7 +73,7 @@ func cmdSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.repo, "repo", ".", "the repository's root (where go.mod is)")
 	fs.IntVar(&cfg.rounds, "rounds", 5, "rounds; the summary gives each figure's median over them")
 	fs.StringVar(&conns, "conns", "1,64,256", "connection counts of the calls runs")
-	fs.IntVar(&cfg.inflight, "inflight", 1, "calls in flight per connection")
+	fs.IntVar(&cfg.inflight, "inflight", 4, "calls in flight per connection (and per in-process goroutine)")
 	fs.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "warmup of each calls run")
 	fs.DurationVar(&cfg.duration, "duration", 5*time.Second, "measured time of each calls run")
 	fs.IntVar(&cfg.subscribers, "subscribers", 1000, "subscribers of the fan-out run (0 skips it)")
@@ -158,7 +158,7 @@ func runSuite(ctx context.Context, cfg suiteConfig, stdout, stderr io.Writer) er
 
 		round.InProcess, err = loadgen.InProcess(ctx, loadgen.InProcessConfig{
 			Wasm: wasm, Dir: filepath.Join(tmp, fmt.Sprintf("inprocess-%d", r)),
-			Reducer: "incr", Args: `["k{conn}"]`, Goroutines: cfg.conns,
+			Reducer: "incr", Args: `["k{conn}"]`, Goroutines: cfg.conns, InFlight: cfg.inflight,
 			Warmup: cfg.warmup / 2, Duration: cfg.duration / 2,
 		})
 		if err != nil {
@@ -452,7 +452,7 @@ func summary(w io.Writer, cfg suiteConfig, rounds []suiteRound) {
 		loads = append(loads, r.LoadAvg)
 	}
 	fmt.Fprintf(w, "medians over %d rounds [min–max]; load average at each round's start: %s\n\n", len(rounds), strings.Join(loads, "; "))
-	fmt.Fprintf(w, "| connections | WebSocket calls/s | p50 ms | p99 ms | server CPU µs/call | loadgen CPU µs/call | in-process calls/s | in-process p50 ms | in-process p99 ms | in-process CPU µs/call |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| connections × calls in flight each | WebSocket calls/s | p50 ms | p99 ms | server CPU µs/call | loadgen CPU µs/call | in-process calls/s | in-process p50 ms | in-process p99 ms | in-process CPU µs/call |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for i, n := range cfg.conns {
 		ws := func(f func(c suiteCalls) float64) string {
 			return col(func(r suiteRound) float64 { return f(r.Calls[i]) })
@@ -469,7 +469,7 @@ func summary(w io.Writer, cfg suiteConfig, rounds []suiteRound) {
 			}
 			return usf(d) / total
 		}
-		fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", n,
+		fmt.Fprintf(w, "| %d × %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", n, cfg.inflight,
 			ws(func(c suiteCalls) float64 { return c.Result.PerSecond }),
 			ws(func(c suiteCalls) float64 { return msf(c.Result.Latency.P50) }),
 			ws(func(c suiteCalls) float64 { return msf(c.Result.Latency.P99) }),

@@ -30,9 +30,14 @@ type InProcessConfig struct {
 	Args    string `json:"args"`
 	// Goroutines lists the concurrencies to measure, such as 1, 64, 256:
 	// each goroutine calls, waits for the durable commit, calls again.
-	Goroutines []int         `json:"goroutines"`
-	Warmup     time.Duration `json:"warmup_ns"`
-	Duration   time.Duration `json:"duration_ns"`
+	Goroutines []int `json:"goroutines"`
+	// InFlight, above 1, has each goroutine keep that many calls in flight
+	// with runtime.Database.CallAsync, as a pipelining WebSocket
+	// connection does: the next call runs once the previous one is
+	// ordered, and its answer comes once it is durable.
+	InFlight int           `json:"in_flight,omitempty"`
+	Warmup   time.Duration `json:"warmup_ns"`
+	Duration time.Duration `json:"duration_ns"`
 }
 
 // InProcessResult is one concurrency's figures.
@@ -119,6 +124,15 @@ func inProcessRun(ctx context.Context, db *runtime.Database, rd *abi.ReducerDef,
 		callArgs[i] = a
 	}
 	for i := range n {
+		if cfg.InFlight > 1 {
+			wg.Go(func() {
+				errs[i] = pipelinedCaller(ctx, db, rd, callArgs[i], cfg.InFlight, &stop, &measuring, &committed, &warmed, &samples[i], &guest[i])
+				if errs[i] != nil {
+					failed.Store(true)
+				}
+			})
+			continue
+		}
 		wg.Go(func() {
 			for first := true; !stop.Load(); first = false {
 				t0 := time.Now()
@@ -186,4 +200,50 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// pipelinedCaller keeps inflight calls in flight until stop, recording
+// what it measures into samples and guest.
+func pipelinedCaller(ctx context.Context, db *runtime.Database, rd *abi.ReducerDef, args []byte, inflight int,
+	stop, measuring *atomic.Bool, committed, warmed *atomic.Int64, samples, guest *[]time.Duration) error {
+	var (
+		mu       sync.Mutex // samples, guest, firstErr
+		firstErr error
+		once     sync.Once
+		slots    = make(chan struct{}, inflight)
+	)
+	for !stop.Load() {
+		slots <- struct{}{}
+		mu.Lock()
+		err := firstErr
+		mu.Unlock()
+		if err != nil {
+			break
+		}
+		t0 := time.Now()
+		db.CallAsync(ctx, runtime.CallRequest{Reducer: rd.Name, Args: args}, func(res *runtime.CallResult, err error) {
+			defer func() { <-slots }()
+			if err != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+				return
+			}
+			once.Do(func() { warmed.Add(1) })
+			if measuring.Load() {
+				d := time.Since(t0)
+				mu.Lock()
+				*samples = append(*samples, d)
+				*guest = append(*guest, res.Duration)
+				mu.Unlock()
+				committed.Add(1)
+			}
+		})
+	}
+	for range inflight {
+		slots <- struct{}{}
+	}
+	return firstErr
 }
