@@ -63,9 +63,7 @@ func (ss *subscriptions) connect(c *wsConn) {
 	ss.conns[c.id] = c
 	ss.mu.Unlock()
 	caller, _ := c.currentIdentity()
-	ss.engine.Connect(c.id, caller, c.owner, func(u *subscription.TransactionUpdate) bool {
-		return c.enqueue(outMsg{update: u})
-	})
+	ss.engine.Connect(c.id, caller, c.owner, c.enqueueUpdate)
 }
 
 func (ss *subscriptions) disconnect(c *wsConn) {

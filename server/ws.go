@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -91,6 +93,24 @@ type wsConn struct {
 	queryOverRate int
 	// wbuf is the writer's buffer for encoding updates.
 	wbuf []byte
+
+	// wmu is held by whoever writes data to the socket: the writer, or a
+	// commit's fan-out writing an update directly (writeDirect), which
+	// saves waking the writer for each of many subscribers. queued counts
+	// the messages in out or taken by the writer and not yet written; an
+	// update is written directly only when it is 0, which keeps the order.
+	// wclosed: the writer has written the close frame or stopped.
+	wmu     sync.Mutex
+	queued  atomic.Int64
+	wclosed bool
+	// raw is the socket for direct writes (nil: none, such as a socket
+	// that is not plain TCP); ebuf and dbuf are their buffers (under wmu).
+	raw        syscall.RawConn
+	ebuf, dbuf []byte
+	// rest is the end of a frame a direct write began (under wmu); kick
+	// wakes the writer to write it.
+	rest []byte
+	kick chan struct{}
 }
 
 // tokenBucket is a connection's reducer-call budget. Only the reader uses it.
@@ -154,16 +174,82 @@ func (c *wsConn) enqueue(m outMsg) bool {
 		return false
 	default:
 	}
+	c.queued.Add(1)
 	select {
 	case c.out <- m:
 		return true
 	default:
+		c.queued.Add(-1)
 		c.s.metrics.dropped.WithLabelValues(c.d.name).Inc()
 		c.s.slowDrops.Add(1)
 		c.s.log.Warn("websocket client too slow: disconnected", "database", c.d.name, "connection", c.id, "queued", cap(c.out))
 		c.closeWith(ClosePolicy, fmt.Sprintf("too slow: %d updates queued", cap(c.out)))
 		return false
 	}
+}
+
+// enqueueUpdate is the subscription engine's send: it writes the update to
+// the socket at once if nothing is queued before it and the writer is idle,
+// else queues it like enqueue. It never blocks: a direct write is one
+// non-blocking write, whose rest, if the socket's buffer is full, goes to
+// the writer, so a slow client's updates then queue up to the limit.
+func (c *wsConn) enqueueUpdate(u *subscription.TransactionUpdate) bool {
+	if c.raw != nil && c.queued.Load() == 0 && c.wmu.TryLock() {
+		done, ok := c.writeDirect(u)
+		c.wmu.Unlock()
+		if done {
+			return ok
+		}
+	}
+	return c.enqueue(outMsg{update: u})
+}
+
+// writeDirect writes u unless something is queued or the connection is
+// closing (done false: queue it instead). c.wmu is held.
+func (c *wsConn) writeDirect(u *subscription.TransactionUpdate) (done, ok bool) {
+	if c.wclosed || c.queued.Load() != 0 {
+		return false, false
+	}
+	select {
+	case <-c.done:
+		return true, false
+	default:
+	}
+	data, ok := appendTransactionUpdate(c.ebuf[:0], u)
+	if !ok {
+		return false, false // the writer encodes it the general way
+	}
+	frame := appendTextFrame(c.dbuf[:0], data)
+	if cap(data) <= maxBatch {
+		c.ebuf = data[:0]
+	}
+	if cap(frame) <= maxBatch {
+		c.dbuf = frame[:0]
+	}
+	// Control, not Write: RawConn.Write would refuse once the writer's
+	// last write deadline has passed (the writer moves it only when it
+	// writes), and its write lock is not needed under wmu. One
+	// non-blocking attempt: never wait for the socket here.
+	n, werr := 0, error(nil)
+	err := c.raw.Control(func(fd uintptr) {
+		n, werr = syscall.Write(int(fd), frame)
+	})
+	if err == nil && werr == nil && n == len(frame) {
+		return true, true
+	}
+	if err != nil || (werr != nil && !errors.Is(werr, syscall.EAGAIN) && !errors.Is(werr, syscall.EINTR)) {
+		c.closeWith(websocket.CloseAbnormalClosure, "")
+		return true, false
+	}
+	// The socket's buffer is full: the writer finishes the frame before
+	// anything else, and what follows queues behind it.
+	c.queued.Add(1)
+	c.rest = bytes.Clone(frame[max(n, 0):])
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+	return true, true
 }
 
 // send encodes a server message {"Type": body} and queues it.
@@ -264,9 +350,15 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 		writerEnd:  make(chan struct{}),
 		readerDone: make(chan struct{}),
 		pong:       make(chan string, 1),
+		kick:       make(chan struct{}, 1),
 	}
 	if p.Session != nil {
 		c.setSession(p.Session)
+	}
+	if sc, ok := ws.NetConn().(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.raw = raw
+		}
 	}
 	go c.writer()
 	defer func() {
@@ -341,19 +433,29 @@ const maxBatch = 64 << 10
 // writes the frames itself, several per write when several are queued
 // (gorilla's WriteMessage makes a write syscall and moves the socket's
 // deadline for every frame, which was a fifth of the server's CPU per
-// call), and moves the write deadline at most every writeWait/16.
+// call), and moves the write deadline at most every writeWait/16. Updates
+// of a commit's fan-out are written directly by enqueueUpdate when the
+// writer is idle; the writer then only finishes what the socket did not
+// take at once.
 func (c *wsConn) writer() {
 	defer close(c.writerEnd)
 	defer c.ws.Close()
+	defer func() {
+		c.wmu.Lock()
+		c.wclosed = true
+		c.wmu.Unlock()
+	}()
 	ping := time.NewTicker(c.s.cfg.pingInterval)
 	defer ping.Stop()
 	nc := c.ws.NetConn()
 	var (
 		batch []byte
 		armed time.Time // when the write deadline was last moved
+		taken int64     // messages taken from out, not yet written
 	)
 	// add appends m as one text frame to the batch.
 	add := func(m outMsg) {
+		taken++
 		data := m.data
 		if m.update != nil {
 			var err error
@@ -383,11 +485,21 @@ func (c *wsConn) writer() {
 		} else {
 			batch = batch[:0]
 		}
+		c.queued.Add(-taken)
+		taken = 0
 		return err
 	}
-	// gather adds m and whatever else is queued, up to about maxBatch.
-	gather := func(m outMsg) {
-		add(m)
+	// gather adds the rest of a direct write's frame, then m (if any), and
+	// whatever else is queued, up to about maxBatch. c.wmu is held.
+	gather := func(m *outMsg) {
+		if c.rest != nil {
+			batch = append(batch, c.rest...)
+			c.rest = nil
+			taken++
+		}
+		if m != nil {
+			add(*m)
+		}
 		for len(batch) < maxBatch {
 			select {
 			case m := <-c.out:
@@ -397,17 +509,47 @@ func (c *wsConn) writer() {
 			}
 		}
 	}
+	// drain writes everything queued. c.wmu is held.
+	drain := func() error {
+		for {
+			gather(nil)
+			if len(batch) == 0 {
+				return nil
+			}
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
 	// control writes a control frame through gorilla, which sets its own
-	// deadline on the socket: the next flush moves it back.
+	// deadline on the socket: the next flush moves it back. It first
+	// writes what is queued, which may start with the rest of a frame a
+	// direct write began.
 	control := func(typ int, data []byte, d time.Duration) error {
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+		if err := drain(); err != nil {
+			return err
+		}
 		armed = time.Time{}
 		return c.ws.WriteControl(typ, data, time.Now().Add(d))
 	}
 	for {
 		select {
 		case m := <-c.out:
-			gather(m)
-			if err := flush(); err != nil {
+			c.wmu.Lock()
+			gather(&m)
+			err := flush()
+			c.wmu.Unlock()
+			if err != nil {
+				c.closeWith(websocket.CloseAbnormalClosure, "")
+				return
+			}
+		case <-c.kick:
+			c.wmu.Lock()
+			err := drain()
+			c.wmu.Unlock()
+			if err != nil {
 				c.closeWith(websocket.CloseAbnormalClosure, "")
 				return
 			}
@@ -422,25 +564,28 @@ func (c *wsConn) writer() {
 				return
 			}
 		case <-c.done:
+			c.wmu.Lock()
+			defer c.wmu.Unlock() // before the deferred wclosed
+			c.wclosed = true
+			deadline := time.Now().Add(time.Second)
+			nc.SetWriteDeadline(deadline)
+			armed = deadline // not moved again
 			if c.closeCode != ClosePolicy && c.closeCode != websocket.CloseAbnormalClosure {
 				// Deliver what is already queued (a ReducerResult, the
 				// last updates) before saying goodbye; a slow client gets
 				// nothing more.
-				deadline := time.Now().Add(time.Second)
-				nc.SetWriteDeadline(deadline)
-				armed = deadline // not moved again
-			drain:
 				for time.Now().Before(deadline) {
-					select {
-					case m := <-c.out:
-						gather(m)
-						if flush() != nil {
-							break drain
-						}
-					default:
-						break drain
+					gather(nil)
+					if len(batch) == 0 || flush() != nil {
+						break
 					}
 				}
+			} else if c.rest != nil {
+				// Finish the frame a direct write began, so that the
+				// close frame is not cut into it.
+				batch = append(batch[:0], c.rest...)
+				c.rest = nil
+				flush()
 			}
 			if c.closeCode != websocket.CloseAbnormalClosure {
 				c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.closeCode, c.closeMsg), time.Now().Add(time.Second))

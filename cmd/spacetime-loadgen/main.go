@@ -153,6 +153,9 @@ func cmdFanout(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err == nil && res.Incomplete > 0 {
 		err = fmt.Errorf("%d transactions did not reach every subscriber", res.Incomplete)
 	}
+	if err == nil && res.Misordered > 0 {
+		err = fmt.Errorf("%d updates came twice or out of commit order", res.Misordered)
+	}
 	return err
 }
 

@@ -88,6 +88,9 @@ type FanoutResult struct {
 	Call Latency `json:"call"`
 	// Incomplete counts transactions some subscriber did not get in time.
 	Incomplete int `json:"incomplete"`
+	// Misordered counts updates a subscriber received twice or after a
+	// later transaction's (the server owes commit order, once each).
+	Misordered int `json:"misordered"`
 	// Window is the measured transactions' wall time (pauses included);
 	// LoadgenCPU and ServerCPU are each process's CPU time (user+system)
 	// in it, and the PerDelivery figures divide them by the deliveries
@@ -105,6 +108,9 @@ func (r *FanoutResult) String() string {
 	s += fmt.Sprintf("\n  CPU per delivery: load generator %s", us(r.LoadgenCPUPerDelivery))
 	if r.Config.ServerPID != 0 {
 		s += fmt.Sprintf(", server %s", us(r.ServerCPUPerDelivery))
+	}
+	if r.Misordered > 0 {
+		s += fmt.Sprintf("\n  %d updates came twice or out of commit order", r.Misordered)
 	}
 	if r.Incomplete > 0 {
 		s += fmt.Sprintf("\n  %d transactions did not reach every subscriber within %s", r.Incomplete, r.Config.Timeout)
@@ -151,6 +157,10 @@ var (
 type subscriber struct {
 	applied bool
 	samples []time.Duration
+	// next is the seq it expects; misordered counts updates that came
+	// twice or out of commit order.
+	next       uint64
+	misordered int
 }
 
 // fanout is one run's shared state.
@@ -177,6 +187,11 @@ func (f *fanout) message(i int, data []byte, now int64) {
 			if !ok || seq >= uint64(len(f.txs)) {
 				continue
 			}
+			if seq < s.next {
+				s.misordered++
+				continue
+			}
+			s.next = seq + 1
 			t := &f.txs[seq]
 			if int(seq) >= f.cfg.Warmup {
 				s.samples = append(s.samples, time.Duration(now-t.sent.Load()))
@@ -395,6 +410,7 @@ func RunFanout(ctx context.Context, cfg FanoutConfig) (*FanoutResult, error) {
 	var all []time.Duration
 	for _, s := range f.subs {
 		all = append(all, s.samples...)
+		res.Misordered += s.misordered
 	}
 	res.CommitToAll, res.ToAll, res.ResultToAll, res.Delivery, res.Call = summarize(commitToAll), summarize(toAll), summarize(resultToAll), summarize(all), summarize(call)
 	return res, readErr

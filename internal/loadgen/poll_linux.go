@@ -121,8 +121,11 @@ func (p *poller) run(ep int) {
 				continue
 			}
 			if err := p.read(s, buf); err != nil {
+				// Closing the only descriptor of the socket also takes it
+				// out of the epoll set.
 				s.dead = true
 				syscall.EpollCtl(ep, syscall.EPOLL_CTL_DEL, s.fd, nil)
+				syscall.Close(s.fd)
 				if !p.stopping.Load() {
 					p.errs[s.i] = p.f.failed(s.i, err)
 				}
@@ -248,7 +251,9 @@ func (p *poller) stop() error {
 	p.stopping.Store(true)
 	p.wg.Wait()
 	for _, s := range p.socks {
-		writeClientFrame(s.fd, websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+		if !s.dead {
+			writeClientFrame(s.fd, websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+		}
 	}
 	p.closeAll()
 	return errors.Join(p.errs...)
@@ -256,7 +261,9 @@ func (p *poller) stop() error {
 
 func (p *poller) closeAll() {
 	for _, s := range p.socks {
-		syscall.Close(s.fd)
+		if !s.dead {
+			syscall.Close(s.fd)
+		}
 	}
 	p.socks = nil
 	for _, ep := range p.epfds {
