@@ -36,6 +36,7 @@ const (
 	opI32Sub       = 0x6b
 	opI64Sub       = 0x7d
 	opI64Add       = 0x7c
+	opSelect       = 0x1b
 	opBrOnNull     = 0xd4
 	opBrOnNonNull  = 0xd6
 )
@@ -90,6 +91,10 @@ type fn struct {
 type frame struct {
 	wrapped bool  // three blocks were added around this loop
 	cost    int64 // a wrapped loop's head charge
+	// fold: the function's depth check is this loop's (see foldDepth);
+	// entryCost is the entry's charge.
+	fold      bool
+	entryCost int64
 }
 
 // wrapped loops add this many blocks around themselves.
@@ -188,8 +193,24 @@ func (m *module) passBody(fuelG uint32, n int) []byte {
 // The fuel comes back with the head's charge added, which the head takes
 // again: a loop entered through $retry is charged once, and energy does
 // not depend on where refuel happens.
-func (f *fn) unwrapLoop(o []byte, cost int64) []byte {
+func (f *fn) unwrapLoop(o []byte, fr frame) []byte {
+	cost := fr.cost
 	o = append(o, opEnd, opBr, 2, opEnd)
+	if fr.fold {
+		// No depth left (see foldDepth): the fuel as a check at entry
+		// would have left it, the depth global at zero, and the trap.
+		o = append(o, opLocalGet)
+		o = appendU32(o, f.depthL)
+		o = append(o, opI32Eqz, opIf, 0x40, opGlobalGet)
+		o = appendU32(o, f.fuelG)
+		o = append(o, opI64Const)
+		o = appendS64(o, fr.entryCost)
+		o = append(o, opI64Sub, opGlobalSet)
+		o = appendU32(o, f.fuelG)
+		o = append(o, opI32Const, 0, opGlobalSet)
+		o = appendU32(o, f.depthG)
+		o = append(o, opUnreachable, opEnd)
+	}
 	o = f.store(o)
 	for i := uint32(0); i < f.nLocals; i++ {
 		o = append(o, opLocalGet)
@@ -312,6 +333,16 @@ func (f *fn) rewrite(body []byte, sig funcSig) ([]byte, error) {
 // calls checks before its first call.
 func (f *fn) entryChecks() bool { return f.calls && !f.entryLoop }
 
+// foldDepth says whether the depth check is left to the head of the loop
+// the entry segment ends at: a function that counts depth, whose first
+// control instruction is that loop, wrapped. A check at entry costs a
+// branch and a trap block on every call (measured as most of what the
+// depth counter costs a Go guest); the loop head checks anyway.
+func (f *fn) foldDepth() bool {
+	return f.countsDepth() && f.entryLoop && !f.entryChecks() &&
+		len(f.frames) > 1 && f.frames[len(f.frames)-1].wrapped
+}
+
 // countsDepth says whether the function counts call depth: a function that
 // makes no call adds at most one frame to a stack the counter bounds.
 func (f *fn) countsDepth() bool { return f.maxDepth && f.calls }
@@ -326,6 +357,32 @@ func (f *fn) flush() {
 	o := f.out
 	switch f.hdr {
 	case hdrEntry:
+		if f.foldDepth() {
+			// The depth check folded into the entry loop's head: no branch
+			// here. With no depth left the fuel is made negative (select,
+			// no overflow), and the head's cold path traps (unwrapLoop).
+			fr := &f.frames[len(f.frames)-1]
+			fr.fold, fr.entryCost = true, f.cnt
+			o = append(o, opGlobalGet)
+			o = appendU32(o, f.fuelG)
+			o = append(o, opI64Const)
+			o = appendS64(o, f.cnt)
+			o = append(o, opI64Sub, opI64Const)
+			o = appendS64(o, -1<<62)
+			o = append(o, opGlobalGet)
+			o = appendU32(o, f.depthG)
+			o = append(o, opLocalTee)
+			o = appendU32(o, f.depthL)
+			o = append(o, opSelect, opLocalSet)
+			o = appendU32(o, f.fuelL)
+			o = append(o, opLocalGet)
+			o = appendU32(o, f.depthL)
+			o = append(o, opI32Const, 1, opI32Sub, opGlobalSet)
+			o = appendU32(o, f.depthG)
+			o = append(o, opBlock)
+			o = append(o, f.m.blockType(f.results)...)
+			break
+		}
 		o = append(o, opGlobalGet)
 		o = appendU32(o, f.fuelG)
 		if f.entryChecks() {
@@ -604,7 +661,7 @@ func (f *fn) code(r *reader) error {
 		case opEnd:
 			if top := len(f.frames) - 1; top > 0 && f.frames[top].wrapped {
 				f.flush()
-				f.out = f.unwrapLoop(f.out, f.frames[top].cost)
+				f.out = f.unwrapLoop(f.out, f.frames[top])
 				f.frames = f.frames[:top]
 				f.ctrl--
 				// The end's own unit, on the one path past it.

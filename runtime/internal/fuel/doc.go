@@ -96,7 +96,13 @@
 // decrements it, and each exit writes the local back. At zero the
 // function writes its fuel back and traps with the global at zero and the
 // fuel at or above zero. A function that makes no call adds one frame at
-// most to the stack the counter bounds, and does not count.
+// most to the stack the counter bounds, and does not count. Where the entry
+// segment ends at a wrapped loop (a Go function's body), the entry does not
+// branch: with no depth left it makes the fuel local negative (a select),
+// and the loop head's cold path writes back the fuel the entry left, sets
+// the depth global to zero and traps: the same outcome, and on the hot path
+// a select instead of a branch and a trap block per call (that check was
+// most of what the counter cost a Go guest).
 // To find every exit, each body is wrapped in one block typed like the
 // function's results: a branch to the function's own label then leaves the
 // block into the epilogue, and no branch depth changes.

@@ -297,6 +297,14 @@ func TestCallDepth(t *testing.T) {
 	if err == nil || m.d.Get() != 0 {
 		t.Fatalf("recurse: err %v, depth %d", err, m.d.Get())
 	}
+	// A recursion through a loop head, where the depth check is the head's.
+	for _, slice := range []int64{0, 100} {
+		m = h.loadSliced(readWasm(t, "meter.wasm"), Config{InitialFuel: 1000, MaxCallDepth: 50}, slice)
+		_, _, err = m.call("loop_recurse", 1e9, 1)
+		if err == nil || m.d.Get() != 0 || m.left() < 0 {
+			t.Fatalf("loop_recurse, slices of %d: err %v, depth %d, fuel left %d; want a trap at depth 0 with fuel left", slice, err, m.d.Get(), m.left())
+		}
+	}
 }
 
 func TestInitialFuelBoundsUnsetCalls(t *testing.T) {

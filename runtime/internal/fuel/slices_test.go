@@ -55,6 +55,8 @@ func TestSlicesDoNotChangeEnergy(t *testing.T) {
 		{"meter.wasm", "nested", 500, []uint64{100}},     // out of fuel in the inner loop
 		{"meter.wasm", "many_locals", 1e6, []uint64{50}},
 		{"meter.wasm", "many_locals", 300, []uint64{50}},
+		{"meter.wasm", "loop_recurse", 1e6, []uint64{1}},  // out of depth
+		{"meter.wasm", "loop_recurse", 2000, []uint64{1}}, // out of fuel first
 	}
 	// count(100) at every budget around its exact cost: whether it
 	// finishes must not depend on the slices either.

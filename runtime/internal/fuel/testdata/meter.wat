@@ -109,6 +109,14 @@
       (br_if $l (local.get $n)))
     (local.get $n))
 
+  ;; Unbounded recursion whose body is a loop: its depth check is the
+  ;; loop head's (with Config.Refuel).
+  (func $loop_recurse (export "loop_recurse") (param $n i32) (result i32)
+    (loop $l
+      (local.set $n (i32.add (local.get $n) (call $loop_recurse (local.get $n))))
+      (br_if $l (i32.eqz (local.get $n))))
+    (local.get $n))
+
   (func (export "set_global") (param i32) (global.set $g (local.get 0)))
   (func (export "fail") unreachable)
 )
