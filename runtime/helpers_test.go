@@ -27,6 +27,10 @@ func newTestRuntime(t testing.TB, opts ...Option) *Runtime {
 	t.Helper()
 	ctx := context.Background()
 	opts = append([]Option{WithCompilationCacheDir(filepath.Join(t.TempDir(), "cache"))}, opts...)
+	if raceEnabled {
+		// Before the test's own options, which may set a timeout to test it.
+		opts = append([]Option{WithCompileTimeout(10 * time.Minute)}, opts...)
+	}
 	rt, err := New(ctx, opts...)
 	if err != nil {
 		t.Fatal(err)
