@@ -142,7 +142,14 @@ func (e *Engine) fanoutLocked(offset uint64, d *store.Delta, before, after *stor
 		}
 		if c.curTx != tx {
 			c.curTx = tx
-			c.cur = &TransactionUpdate{Offset: offset}
+			// The usual update holds one query set: one allocation for
+			// both.
+			u := &struct {
+				tu TransactionUpdate
+				qs [1]QuerySetUpdate
+			}{tu: TransactionUpdate{Offset: offset}}
+			u.tu.QuerySets = u.qs[:0:1]
+			c.cur = &u.tu
 			e.tconns = append(e.tconns, c)
 		}
 		c.cur.QuerySets = append(c.cur.QuerySets, *s.cur)
@@ -151,7 +158,9 @@ func (e *Engine) fanoutLocked(offset uint64, d *store.Delta, before, after *stor
 	for _, c := range e.tconns {
 		tu := c.cur
 		c.cur = nil
-		sort.Slice(tu.QuerySets, func(i, j int) bool { return tu.QuerySets[i].QuerySetID < tu.QuerySets[j].QuerySetID })
+		if len(tu.QuerySets) > 1 {
+			sort.Slice(tu.QuerySets, func(i, j int) bool { return tu.QuerySets[i].QuerySetID < tu.QuerySets[j].QuerySetID })
+		}
 		if c.box.push(item{tu: tu}) && c.box.direct {
 			e.flushBoxes = append(e.flushBoxes, c.box)
 		}
@@ -215,7 +224,10 @@ func (e *Engine) matchRowsLocked(tx uint64, ts *tableSubs, def *abi.TableDef, ty
 func (s *qset) add(tx uint64, table string, js json.RawMessage, insert bool, touched *[]*qset) {
 	if s.curTx != tx || s.cur == nil {
 		s.curTx = tx
-		s.cur = &QuerySetUpdate{QuerySetID: s.id}
+		// Copied into the connection's update at the end of the fan-out,
+		// so the set's own field serves (no allocation per set).
+		s.curv = QuerySetUpdate{QuerySetID: s.id}
+		s.cur = &s.curv
 		*touched = append(*touched, s)
 	}
 	n := len(s.cur.Tables)

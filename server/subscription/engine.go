@@ -240,6 +240,7 @@ type qset struct {
 	queries []*uquery
 	stamp   uint64 // last row occurrence it received, to dedupe within the set
 	cur     *QuerySetUpdate
+	curv    QuerySetUpdate // what cur points to while matching a commit
 	curTx   uint64
 	// flipTables are the tables whose view this set recomputes in
 	// transaction flipTx (a table its grant rules read changed their
