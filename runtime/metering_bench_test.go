@@ -182,3 +182,69 @@ func BenchmarkInstrument(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMeteringModes is BenchmarkMeteringRatio with every mode in
+// every iteration: each iteration calls the reducer once in the plain
+// database and once in each mode's, in an order that rotates, so that
+// all modes see the same load (on a shared machine the load drifts
+// between sub-benchmarks by more than the differences between modes).
+// x-MODE is the median over iterations of MODE's thread CPU time over
+// plain's in the same iteration.
+//
+//	go test ./runtime -run '^$' -bench BenchmarkMeteringModes -benchtime 60x -count 6
+func BenchmarkMeteringModes(b *testing.B) {
+	ctx := context.Background()
+	wasm := buildGuest(b, computeGuest)
+	for _, r := range []struct {
+		reducer string
+		n       uint32
+	}{{"work", 2000}, {"arith", 200_000}} {
+		b.Run("reducer="+r.reducer, func(b *testing.B) {
+			var dbs []*Database
+			var names []string
+			for _, m := range meteringModes {
+				switch m.name {
+				case "closeondone", "slice1k": // an order of magnitude slower: BenchmarkMeteringRatio has them
+					continue
+				}
+				dbs = append(dbs, meteringDatabase(b, wasm, m.opt))
+				names = append(names, m.name)
+			}
+			req := CallRequest{Reducer: r.reducer, Args: args(func(w *abi.Writer) { w.WriteU32(r.n) })}
+			goruntime.LockOSThread()
+			defer goruntime.UnlockOSThread()
+			timed := func(d *Database) time.Duration {
+				t0 := threadCPU()
+				if _, err := d.Call(ctx, req); err != nil {
+					b.Fatal(err)
+				}
+				return threadCPU() - t0
+			}
+			for _, d := range dbs {
+				timed(d)
+			}
+			ratios := make([][]float64, len(dbs))
+			ts := make([]time.Duration, len(dbs))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				for k := range dbs {
+					j := (k + i) % len(dbs)
+					ts[j] = timed(dbs[j])
+				}
+				if ts[0] <= 0 {
+					continue
+				}
+				for j := 1; j < len(dbs); j++ {
+					ratios[j] = append(ratios[j], float64(ts[j])/float64(ts[0]))
+				}
+			}
+			b.StopTimer()
+			for j := 1; j < len(dbs); j++ {
+				if len(ratios[j]) > 0 {
+					slices.Sort(ratios[j])
+					b.ReportMetric(ratios[j][len(ratios[j])/2], "x-"+names[j])
+				}
+			}
+		})
+	}
+}
