@@ -80,8 +80,9 @@ type fn struct {
 	// or -1.
 	frames []frame
 	headOf int
-	// labels collects the current branch instruction's labels, adjusted.
-	labels []byte
+	// labels collects the current branch instruction's labels, adjusted;
+	// brt is a spare buffer for br_table's.
+	labels, brt []byte
 }
 
 // frame is an open block. A loop whose head calls refuel inside the loop
@@ -699,7 +700,9 @@ func (f *fn) code(r *reader) error {
 			}
 			next, branch = hdrDead, true
 			if err == nil {
-				f.labels = append(appendU32(nil, n), f.labels...)
+				// The count goes first: build it in the spare buffer.
+				f.brt = append(appendU32(f.brt[:0], n), f.labels...)
+				f.labels, f.brt = f.brt, f.labels
 			}
 		case opReturn:
 			before = true
