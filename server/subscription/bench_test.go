@@ -87,3 +87,52 @@ func BenchmarkFanout(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBroadcast measures one transaction (one inserted Post row)
+// reaching 1,000 connections that all subscribe to `SELECT * FROM Post`
+// (one shared query), through matching, the per-connection updates and
+// their delivery to send (a counter), with a goroutine per connection and
+// with WithNonBlockingSend (the server's mode). ns/op is wall time: the
+// deliveries run on other goroutines; allocs/op is the stable figure.
+func BenchmarkBroadcast(b *testing.B) {
+	const subscribers = 1000
+	for _, m := range sendModes {
+		b.Run(fmt.Sprintf("subs=%d/send=%s", subscribers, m.name), func(b *testing.B) {
+			f := newFixture(b, m.opts...)
+			var delivered atomic.Int64
+			send := func(*TransactionUpdate) bool { delivered.Add(1); return true }
+			for i := 0; i < subscribers; i++ {
+				f.e.Connect(connID(i+1), ident(i+1), false, send)
+				if _, err := f.e.Subscribe(context.Background(), connID(i+1), 1, []string{"SELECT * FROM Post"}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			deltas := make([]*store.Delta, 64)
+			for i := range deltas {
+				deltas[i] = &store.Delta{Tables: []store.TableDelta{{Table: f.post, Name: "Post",
+					Inserts: [][]byte{postRow(b, uint64(i+1), ident(i%subscribers+1), "go", 1)}}}}
+			}
+			var off uint64
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				off++
+				f.e.mu.Lock()
+				f.e.fanoutLocked(off, deltas[i%len(deltas)], f.e.snap, f.e.snap)
+				boxes := f.e.flushBoxes
+				f.e.flushBoxes = nil
+				f.e.mu.Unlock()
+				f.e.flush(boxes)
+			}
+			for i := 0; i < subscribers; i++ {
+				for !f.e.idle(connID(i + 1)) {
+					time.Sleep(100 * time.Microsecond)
+				}
+			}
+			b.StopTimer()
+			if got, want := delivered.Load(), int64(b.N)*subscribers; got != want {
+				b.Fatalf("delivered %d updates, want %d", got, want)
+			}
+		})
+	}
+}

@@ -147,17 +147,29 @@ func (e *Engine) fanoutLocked(offset uint64, d *store.Delta, before, after *stor
 			u := &struct {
 				tu TransactionUpdate
 				qs [1]QuerySetUpdate
+				tb [1]TableUpdate
 			}{tu: TransactionUpdate{Offset: offset}}
 			u.tu.QuerySets = u.qs[:0:1]
-			c.cur = &u.tu
+			c.cur, c.curTB = &u.tu, &u.tb
 			e.tconns = append(e.tconns, c)
 		}
-		c.cur.QuerySets = append(c.cur.QuerySets, *s.cur)
+		q := *s.cur
+		if len(q.Tables) == 1 && &q.Tables[0] == &s.tbuf[0] {
+			// The set's one table is in its own buffer, which the next
+			// commit reuses: the update takes a copy.
+			if c.curTB != nil {
+				c.curTB[0] = q.Tables[0]
+				q.Tables, c.curTB = c.curTB[:1:1], nil
+			} else {
+				q.Tables = []TableUpdate{q.Tables[0]}
+			}
+		}
+		c.cur.QuerySets = append(c.cur.QuerySets, q)
 		s.cur = nil
 	}
 	for _, c := range e.tconns {
 		tu := c.cur
-		c.cur = nil
+		c.cur, c.curTB = nil, nil
 		if len(tu.QuerySets) > 1 {
 			sort.Slice(tu.QuerySets, func(i, j int) bool { return tu.QuerySets[i].QuerySetID < tu.QuerySets[j].QuerySetID })
 		}
@@ -179,6 +191,7 @@ func (e *Engine) matchRowsLocked(tx uint64, ts *tableSubs, def *abi.TableDef, ty
 		e.rowStamp++
 		stamp := e.rowStamp
 		var js json.RawMessage
+		var one []json.RawMessage // [js], shared by the sets that get only this row
 		side := 0
 		if insert {
 			side = 1
@@ -197,8 +210,9 @@ func (e *Engine) matchRowsLocked(tx uint64, ts *tableSubs, def *abi.TableDef, ty
 				s.stamp = stamp
 				if js == nil {
 					js = abi.AppendRowJSON(nil, def, vals)
+					one = []json.RawMessage{js}
 				}
-				s.add(tx, def.Name, js, insert, &e.touched)
+				s.addOne(tx, def.Name, one, insert, &e.touched)
 			}
 		}
 		for _, col := range ts.list {
@@ -219,14 +233,25 @@ func (e *Engine) matchRowsLocked(tx uint64, ts *tableSubs, def *abi.TableDef, ty
 	}
 }
 
-// add appends a row to the set's update for transaction tx. Rows come table
-// by table (deletes, then inserts), so the table is the last one or new.
+// add appends a row to the set's update for transaction tx.
 func (s *qset) add(tx uint64, table string, js json.RawMessage, insert bool, touched *[]*qset) {
+	tu := s.tableUpdate(tx, table, touched)
+	if insert {
+		tu.Inserts = append(tu.Inserts, js)
+	} else {
+		tu.Deletes = append(tu.Deletes, js)
+	}
+}
+
+// tableUpdate is the set's update of table in transaction tx. Rows come
+// table by table (deletes, then inserts), so the table is the last one or
+// new.
+func (s *qset) tableUpdate(tx uint64, table string, touched *[]*qset) *TableUpdate {
 	if s.curTx != tx || s.cur == nil {
 		s.curTx = tx
 		// Copied into the connection's update at the end of the fan-out,
 		// so the set's own field serves (no allocation per set).
-		s.curv = QuerySetUpdate{QuerySetID: s.id}
+		s.curv = QuerySetUpdate{QuerySetID: s.id, Tables: s.tbuf[:0:1]}
 		s.cur = &s.curv
 		*touched = append(*touched, s)
 	}
@@ -235,11 +260,24 @@ func (s *qset) add(tx uint64, table string, js json.RawMessage, insert bool, tou
 		s.cur.Tables = append(s.cur.Tables, TableUpdate{Table: table, Inserts: noRows, Deletes: noRows})
 		n++
 	}
-	tu := &s.cur.Tables[n-1]
+	return &s.cur.Tables[n-1]
+}
+
+// addOne is add for a row given as a one-row list, which becomes the
+// table's list as is when it is the set's first row of the table: the
+// sets of a shared query then share one list instead of each allocating
+// its own. Its capacity is 1, so appending a second row to it makes a list
+// of the set's own.
+func (s *qset) addOne(tx uint64, table string, one []json.RawMessage, insert bool, touched *[]*qset) {
+	tu := s.tableUpdate(tx, table, touched)
+	rows := &tu.Deletes
 	if insert {
-		tu.Inserts = append(tu.Inserts, js)
+		rows = &tu.Inserts
+	}
+	if len(*rows) == 0 {
+		*rows = one
 	} else {
-		tu.Deletes = append(tu.Deletes, js)
+		*rows = append(*rows, one[0])
 	}
 }
 

@@ -231,6 +231,8 @@ type conn struct {
 
 	cur   *TransactionUpdate // being built, under Engine.mu
 	curTx uint64
+	// curTB is cur's room for one set's one table (nil once used).
+	curTB *[1]TableUpdate
 }
 
 type qset struct {
@@ -241,7 +243,9 @@ type qset struct {
 	stamp   uint64 // last row occurrence it received, to dedupe within the set
 	cur     *QuerySetUpdate
 	curv    QuerySetUpdate // what cur points to while matching a commit
-	curTx   uint64
+	// tbuf holds curv's first table; a second table moves the list out.
+	tbuf  [1]TableUpdate
+	curTx uint64
 	// flipTables are the tables whose view this set recomputes in
 	// transaction flipTx (a table its grant rules read changed their
 	// answer); the row-by-row matching skips them.

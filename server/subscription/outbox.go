@@ -11,9 +11,12 @@ import (
 // nobody else, or, when send never blocks (direct), whoever pushed flushes
 // the queue outside the engine's lock.
 type outbox struct {
-	mu     sync.Mutex
-	cond   *sync.Cond
+	mu   sync.Mutex
+	cond *sync.Cond
+	// items[head:] are queued; the array is reused once they are all
+	// taken (an allocation per update otherwise).
 	items  []item
+	head   int
 	paused int
 	// inflight: an item was taken and is being delivered.
 	inflight bool
@@ -53,10 +56,10 @@ func (b *outbox) push(it item) bool {
 		b.mu.Unlock()
 		return false
 	}
-	if b.max > 0 && len(b.items) >= b.max {
+	if b.max > 0 && len(b.items)-b.head >= b.max {
 		b.dead = true
 		b.gone.Store(true)
-		b.items = nil
+		b.items, b.head = nil, 0
 		b.cond.Signal()
 		b.mu.Unlock()
 		go b.onDead(true)
@@ -102,7 +105,7 @@ func (b *outbox) flush() {
 		if !ok {
 			b.dead = true
 			b.gone.Store(true)
-			b.items = nil
+			b.items, b.head = nil, 0
 			b.flushing = false
 			b.mu.Unlock()
 			b.onDead(false)
@@ -115,11 +118,11 @@ func (b *outbox) flush() {
 
 // pop takes the first item; b.mu is held and the queue is not empty.
 func (b *outbox) pop() item {
-	it := b.items[0]
-	b.items[0] = item{}
-	b.items = b.items[1:]
-	if len(b.items) == 0 {
-		b.items = nil
+	it := b.items[b.head]
+	b.items[b.head] = item{}
+	b.head++
+	if b.head == len(b.items) {
+		b.items, b.head = b.items[:0], 0
 	}
 	return it
 }
@@ -158,7 +161,7 @@ func (b *outbox) close() {
 	b.mu.Lock()
 	b.closed = true
 	b.gone.Store(true)
-	b.items = nil
+	b.items, b.head = nil, 0
 	b.cond.Signal()
 	b.mu.Unlock()
 }
@@ -184,7 +187,7 @@ func (b *outbox) run() {
 			b.mu.Lock()
 			b.dead = true
 			b.gone.Store(true)
-			b.items = nil
+			b.items, b.head = nil, 0
 			b.mu.Unlock()
 			b.onDead(false)
 			return
