@@ -223,7 +223,8 @@ func firstLine(err error) string {
 }
 
 // forgedCount reports whether a section's vector count exceeds the
-// section's size. wazero allocates by such counts before reading entries.
+// section's size, or a section runs past the module's end. wazero
+// allocates by such counts before reading entries.
 func forgedCount(wasm []byte) bool {
 	if len(wasm) < 8 {
 		return false
@@ -240,16 +241,16 @@ func forgedCount(wasm []byte) bool {
 		}
 		body, err := r.bytes(uint64(size))
 		if err != nil {
-			body = wasm[r.off:]
+			// A section longer than the module: invalid for everyone, and
+			// wazero decodes what there is first, allocating by the counts
+			// inside (a type claiming 3 billion parameters: 6 GB).
+			return true
 		}
 		if id != secCustom && id != secStart && id != secDataCount {
 			br := &reader{b: body}
 			if n, err := br.u32(); err == nil && uint64(n) > uint64(len(body)) {
 				return true
 			}
-		}
-		if err != nil {
-			return false
 		}
 	}
 	return false
