@@ -227,7 +227,6 @@ grant_access Message to public;
 const newReducers = `package main
 
 import (
-	"encoding/json"
 	"errors"
 
 	"github.com/spacetime-go/spacetime/modules/go/stdb"
@@ -238,18 +237,13 @@ import (
 // the dev server) and the identity comes from its issuer and subject. The
 // server then runs this client's later calls with ctx.Caller set to it.
 func Auth(ctx *stdb.ReducerContext, token string) (stdb.Identity, error) {
-	claims, err := stdb.VerifyJWT(token)
+	// VerifyToken asks the host to check the token and derives the
+	// identity from its issuer and subject; tok.StringClaim reads others.
+	tok, err := stdb.VerifyToken(token)
 	if err != nil {
 		return stdb.Identity{}, err
 	}
-	var c struct {
-		Iss string ` + "`json:\"iss\"`" + `
-		Sub string ` + "`json:\"sub\"`" + `
-	}
-	if err := json.Unmarshal(claims, &c); err != nil {
-		return stdb.Identity{}, err
-	}
-	return stdb.IdentityFromClaims(c.Iss, c.Sub)
+	return tok.Identity, nil
 }
 
 // SendMessage is the reducer send_message: each call is one transaction.
