@@ -57,7 +57,7 @@ type fn struct {
 	depthG   uint32
 	fuelL    uint32
 	scratchL uint32
-	depthL   uint32 // the depth left at entry, put back at exit
+	depthL   uint32 // the depth left at entry, for the entry's own check
 	nLocals  uint32
 	results  []byte
 	out, seg []byte
@@ -200,9 +200,11 @@ func (f *fn) unwrapLoop(o []byte, fr frame) []byte {
 	if fr.fold {
 		// No depth left (see foldDepth): the fuel as a check at entry
 		// would have left it, the depth global at zero, and the trap.
-		o = append(o, opLocalGet)
-		o = appendU32(o, f.depthL)
-		o = append(o, opI32Eqz, opIf, 0x40, opGlobalGet)
+		// The entry took one from the depth it found, and callees put back
+		// what they take: the global is -1 when the entry found none.
+		o = append(o, opGlobalGet)
+		o = appendU32(o, f.depthG)
+		o = append(o, opI32Const, 0x7f, 0x46, opIf, 0x40, opGlobalGet) // i32.const -1; i32.eq
 		o = appendU32(o, f.fuelG)
 		o = append(o, opI64Const)
 		o = appendS64(o, fr.entryCost)
@@ -528,11 +530,13 @@ func (f *fn) reload(o []byte) []byte {
 func (f *fn) epilogue(o []byte) []byte {
 	o = f.store(o)
 	if f.countsDepth() {
-		// Every callee puts the depth back as it found it, so what this
-		// function found is what it leaves.
-		o = append(o, opLocalGet)
-		o = appendU32(o, f.depthL)
-		o = append(o, opGlobalSet)
+		// Every callee puts the depth back as it found it, so adding back
+		// the one this function took leaves what it found. (Not the entry's
+		// value from a local: that local would live across every call in
+		// the body, and wazero spills such a value where it is defined.)
+		o = append(o, opGlobalGet)
+		o = appendU32(o, f.depthG)
+		o = append(o, opI32Const, 1, opI32Add, opGlobalSet)
 		o = appendU32(o, f.depthG)
 	}
 	return o
