@@ -16,7 +16,6 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
-	"unsafe"
 
 	"github.com/gorilla/websocket"
 
@@ -253,22 +252,6 @@ func (c *wsConn) writeDirect(u *subscription.TransactionUpdate) (done, ok bool) 
 	return true, true
 }
 
-// rawWrite is write(2) on a non-blocking socket without telling the Go
-// scheduler about a system call: it returns in microseconds, and a fan-out
-// makes thousands in a row, each of which otherwise kept the scheduler's
-// monitor thread waking every 20 µs to take the processor away from it
-// (15% of the server's CPU in a fan-out to 1,000 subscribers).
-func rawWrite(fd uintptr, b []byte) (int, error) {
-	if len(b) == 0 {
-		return 0, nil
-	}
-	n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-	if errno != 0 {
-		return -1, errno
-	}
-	return int(n), nil
-}
-
 // send encodes a server message {"Type": body} and queues it.
 func (c *wsConn) send(typ string, body any) bool {
 	b, err := appendMessage(nil, typ, body)
@@ -372,7 +355,7 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 	if p.Session != nil {
 		c.setSession(p.Session)
 	}
-	if sc, ok := ws.NetConn().(syscall.Conn); ok {
+	if sc, ok := ws.NetConn().(syscall.Conn); ok && directWrites {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw = raw
 		}

@@ -17,7 +17,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spacetime-go/spacetime/internal/loadgen"
@@ -351,8 +350,8 @@ func (s *serverProc) child(ctx context.Context, self string, v any, profile stri
 	}
 	werr := c.Wait()
 	serverCPU = procCPU(s.cmd.Process.Pid) - cpu0
-	if ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		childCPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	if c.ProcessState != nil {
+		childCPU = c.ProcessState.UserTime() + c.ProcessState.SystemTime()
 	}
 	perr := <-profDone
 	if werr != nil {

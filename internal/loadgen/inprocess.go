@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/spacetime-go/spacetime/abi"
@@ -191,15 +190,6 @@ func inProcessRun(ctx context.Context, db *runtime.Database, rd *abi.ReducerDef,
 		r.CPUPerCall = (cpu1 - cpu0) / time.Duration(r.Committed)
 	}
 	return r, nil
-}
-
-// processCPU is the CPU time of the whole process.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // pipelinedCaller keeps inflight calls in flight until stop, recording
