@@ -321,8 +321,15 @@ func (m *module) decode(b []byte) error {
 		case secElement:
 			// Read, not just copied: wazero allocates by its counts.
 			err = m.decodeElements(sr)
-		case secStart, secDataCount:
-			sr.off = len(body)
+		case secStart:
+			// Read, not copied: the rewrite renumbers the index, and an
+			// empty section read as function 0 would become valid.
+			var idx uint32
+			if idx, err = sr.u32(); err == nil && int(idx) >= len(m.funcTypes) {
+				err = fmt.Errorf("the start function %d does not exist", idx)
+			}
+		case secDataCount:
+			_, err = sr.u32()
 		}
 		if err != nil {
 			if errors.Is(err, ErrLimit) || errors.Is(err, ErrUnsupported) {
