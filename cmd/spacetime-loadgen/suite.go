@@ -338,7 +338,7 @@ func (s *serverProc) child(ctx context.Context, self string, v any, profile stri
 	c := exec.CommandContext(ctx, self, args...)
 	var out, errb bytes.Buffer
 	c.Stdout, c.Stderr = &out, &errb
-	cpu0 := procCPU(s.cmd.Process.Pid)
+	cpu0 := loadgen.PIDCPU(s.cmd.Process.Pid)
 	if err := c.Start(); err != nil {
 		return 0, 0, err
 	}
@@ -349,7 +349,7 @@ func (s *serverProc) child(ctx context.Context, self string, v any, profile stri
 		profDone <- nil
 	}
 	werr := c.Wait()
-	serverCPU = procCPU(s.cmd.Process.Pid) - cpu0
+	serverCPU = loadgen.PIDCPU(s.cmd.Process.Pid) - cpu0
 	if c.ProcessState != nil {
 		childCPU = c.ProcessState.UserTime() + c.ProcessState.SystemTime()
 	}
@@ -387,27 +387,6 @@ func (s *serverProc) saveProfile(ctx context.Context, path string, after, d time
 		return err
 	}
 	return f.Close()
-}
-
-// procCPU is a process's user+system CPU time from /proc (clock ticks of
-// 10ms: coarse, but the runs last seconds).
-func procCPU(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The command name (field 2) may hold spaces; fields after it are plain.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 func loadAvg() string {

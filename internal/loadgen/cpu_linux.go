@@ -9,9 +9,9 @@ import (
 	"time"
 )
 
-// pidCPU is another process's user+system CPU time, from /proc (clock
+// PIDCPU is a process's user+system CPU time, from /proc (clock
 // ticks of 10 ms: coarse, but a measured window holds hundreds of them).
-func pidCPU(pid int) time.Duration {
+func PIDCPU(pid int) time.Duration {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0

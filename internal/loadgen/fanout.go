@@ -354,7 +354,7 @@ func RunFanout(ctx context.Context, cfg FanoutConfig) (*FanoutResult, error) {
 		if seq == cfg.Warmup {
 			start, cpu0 = time.Now(), processCPU()
 			if cfg.ServerPID != 0 {
-				server0 = pidCPU(cfg.ServerPID)
+				server0 = PIDCPU(cfg.ServerPID)
 			}
 		}
 		t := &f.txs[seq]
@@ -396,7 +396,7 @@ func RunFanout(ctx context.Context, cfg FanoutConfig) (*FanoutResult, error) {
 	}
 	res.Window, res.LoadgenCPU = time.Since(start), processCPU()-cpu0
 	if cfg.ServerPID != 0 {
-		res.ServerCPU = pidCPU(cfg.ServerPID) - server0
+		res.ServerCPU = PIDCPU(cfg.ServerPID) - server0
 	}
 	deliveries := time.Duration(cfg.Txs * cfg.Subscribers)
 	res.LoadgenCPUPerDelivery, res.ServerCPUPerDelivery = res.LoadgenCPU/deliveries, res.ServerCPU/deliveries
