@@ -77,7 +77,9 @@ func (t *Table) err(op string, e abi.Errno) error {
 	case abi.ErrnoAutoIncOverflow:
 		return fmt.Errorf("%s: auto-increment column has no values left: %w", t.name, e)
 	case abi.ErrnoLimitExceeded:
-		return fmt.Errorf("%s: %s passes the host's limit on rows or bytes per transaction: %w", t.name, op, e)
+		// The host keeps which limit (rows, bytes, row size, iterators...)
+		// and puts it in the failed call's answer and the module log.
+		return fmt.Errorf("%s: %s refused by a host limit (the call's answer and the module log name it): %w", t.name, op, e)
 	case abi.ErrnoBadRow:
 		return fmt.Errorf("%s: %s: the row does not match the table's schema (regenerate the module code): %w", t.name, op, e)
 	case abi.ErrnoReadOnly:
