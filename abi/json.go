@@ -58,7 +58,7 @@ func AppendJSON(buf []byte, t Type, v Value) []byte {
 		}
 		return strconv.AppendFloat(buf, f, 'g', -1, bits)
 	case KindString:
-		return appendJSONString(buf, v.Str)
+		return AppendJSONString(buf, v.Str)
 	case KindBytes, KindIdentity:
 		buf = append(buf, '"')
 		buf = hex.AppendEncode(buf, []byte(v.Str))
@@ -86,10 +86,10 @@ func AppendJSON(buf []byte, t Type, v Value) []byte {
 	return append(buf, "null"...)
 }
 
-// appendJSONString appends s as a JSON string without allocating. It
+// AppendJSONString appends s as a JSON string without allocating. It
 // escapes what JSON requires and replaces invalid UTF-8 with U+FFFD, as
 // encoding/json does, but leaves <, > and & readable.
-func appendJSONString(buf []byte, s string) []byte {
+func AppendJSONString(buf []byte, s string) []byte {
 	const hexDigits = "0123456789abcdef"
 	buf = append(buf, '"')
 	start := 0
@@ -159,7 +159,7 @@ func AppendRowJSON(buf []byte, table *TableDef, row []Value) []byte {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		buf = appendJSONString(buf, c.Name)
+		buf = AppendJSONString(buf, c.Name)
 		buf = append(buf, ':')
 		buf = AppendJSON(buf, c.Type, row[i])
 	}

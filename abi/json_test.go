@@ -127,17 +127,17 @@ func TestAppendRowJSON(t *testing.T) {
 
 func TestAppendJSONStringMatchesEncodingJSON(t *testing.T) {
 	for _, s := range []string{"", "plain", "quote\" back\\slash", "ctl\x00\x01\x1f\t\r\n", "<b>&amp;</b>", "héllo 世界 🚀", "bad\xffutf8\xc3", "line\u2028sep\u2029"} {
-		got := string(appendJSONString(nil, s))
+		got := string(AppendJSONString(nil, s))
 		var back string
 		if err := json.Unmarshal([]byte(got), &back); err != nil {
-			t.Errorf("appendJSONString(%q) = %s, not valid JSON: %v", s, got, err)
+			t.Errorf("AppendJSONString(%q) = %s, not valid JSON: %v", s, got, err)
 			continue
 		}
 		want, _ := json.Marshal(s) // encoding/json's reading of the same string
 		var wantBack string
 		_ = json.Unmarshal(want, &wantBack)
 		if back != wantBack {
-			t.Errorf("appendJSONString(%q) decodes to %q, encoding/json gives %q", s, back, wantBack)
+			t.Errorf("AppendJSONString(%q) decodes to %q, encoding/json gives %q", s, back, wantBack)
 		}
 	}
 }
@@ -145,16 +145,16 @@ func TestAppendJSONStringMatchesEncodingJSON(t *testing.T) {
 func FuzzAppendJSONString(f *testing.F) {
 	f.Add("a\"b\\c\x00\xff\u2028")
 	f.Fuzz(func(t *testing.T, s string) {
-		got := appendJSONString(nil, s)
+		got := AppendJSONString(nil, s)
 		var back string
 		if err := json.Unmarshal(got, &back); err != nil {
-			t.Fatalf("appendJSONString(%q) = %s is not valid JSON: %v", s, got, err)
+			t.Fatalf("AppendJSONString(%q) = %s is not valid JSON: %v", s, got, err)
 		}
 		want, _ := json.Marshal(s)
 		var wantBack string
 		_ = json.Unmarshal(want, &wantBack)
 		if back != wantBack {
-			t.Fatalf("appendJSONString(%q) decodes to %q, encoding/json gives %q", s, back, wantBack)
+			t.Fatalf("AppendJSONString(%q) decodes to %q, encoding/json gives %q", s, back, wantBack)
 		}
 	})
 }

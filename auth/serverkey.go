@@ -355,9 +355,9 @@ func (s *ServerKey) MintSession(c *Claims) (string, time.Time, error) {
 	payload = append(payload, `,"iat":`...)
 	payload = strconv.AppendInt(payload, now.Unix(), 10)
 	payload = append(payload, `,"oiss":`...)
-	payload = appendJSONString(payload, c.Issuer)
+	payload = abi.AppendJSONString(payload, c.Issuer)
 	payload = append(payload, `,"osub":`...)
-	payload = appendJSONString(payload, c.Subject)
+	payload = abi.AppendJSONString(payload, c.Subject)
 	payload = append(payload, `,"claims":`...)
 	payload = append(payload, orig...)
 	payload = append(payload, '}')
@@ -487,36 +487,6 @@ func derToRaw(der, out []byte) bool {
 func sessionHeader(kid string) []byte {
 	h, _ := json.Marshal(map[string]string{"alg": "ES256", "kid": kid, "typ": sessionTyp})
 	return append(base64.RawURLEncoding.AppendEncode(nil, h), '.')
-}
-
-// appendJSONString appends s as a JSON string. s is valid UTF-8 (it was
-// decoded from JSON); only what JSON requires is escaped.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // VerifySession checks a session token minted by this key. Refusals are
