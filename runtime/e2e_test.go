@@ -122,14 +122,7 @@ func TestSecureAppCreatePost(t *testing.T) {
 // caller's profile; create_post then commits as that identity; a tampered
 // or foreign token is refused with the verifier's reason.
 func TestSecureAppAuthFlow(t *testing.T) {
-	key, err := auth.OpenServerKey(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := auth.NewVerifier(auth.WithIssuers(key.Issuer()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	key, v := newDevVerifier(t)
 	db := newGoDatabase(t, secureApp, WithTokenVerifier(v))
 	ctx := context.Background()
 	call := func(reducer string, caller abi.Identity, a []byte) (*CallResult, error) {
@@ -431,14 +424,7 @@ func TestSDKTrapDiscardsInstance(t *testing.T) {
 }
 
 func TestJWTVerifyWithRealVerifier(t *testing.T) {
-	key, err := auth.OpenServerKey(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := auth.NewVerifier(auth.WithIssuers(key.Issuer()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	key, v := newDevVerifier(t)
 	db := newGoDatabase(t, sdkTestModule, WithTokenVerifier(v))
 	token, err := key.Mint("bob", time.Hour, nil)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spacetime-go/spacetime/abi"
+	"github.com/spacetime-go/spacetime/auth"
 	"github.com/spacetime-go/spacetime/store"
 )
 
@@ -111,4 +112,20 @@ func (v *version) idleInstances() []*instance {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return append([]*instance(nil), v.idle...)
+}
+
+// newDevVerifier makes a server key in a temporary directory and a verifier
+// that trusts its issuer, as a dev server does: key.Mint signs tokens that
+// v accepts.
+func newDevVerifier(t *testing.T) (*auth.ServerKey, *auth.Verifier) {
+	t.Helper()
+	key, err := auth.OpenServerKey(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := auth.NewVerifier(auth.WithIssuers(key.Issuer()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, v
 }

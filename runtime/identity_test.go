@@ -16,14 +16,7 @@ import (
 // identity system table in the same transaction (first_seen kept, last_seen
 // moved on), guests read it through the SDK, and cannot write it.
 func TestIdentitySystemTable(t *testing.T) {
-	key, err := auth.OpenServerKey(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := auth.NewVerifier(auth.WithIssuers(key.Issuer()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	key, v := newDevVerifier(t)
 	db := newGoDatabase(t, sdkTestModule, WithTokenVerifier(v))
 	ctx := context.Background()
 	minted := time.Now()
@@ -204,14 +197,7 @@ func (g *gateVerifier) Verify(ctx context.Context, token string) ([]byte, error)
 // slow verification (a JWKS fetch, or just a signature) does not hold up
 // other transactions; a refused token is refused with the same reason.
 func TestAuthVerifiesBeforeTheWriterSlot(t *testing.T) {
-	key, err := auth.OpenServerKey(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := auth.NewVerifier(auth.WithIssuers(key.Issuer()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	key, v := newDevVerifier(t)
 	g := &gateVerifier{v: v}
 	db := newGoDatabase(t, sdkTestModule, WithTokenVerifier(g))
 	ctx := context.Background()
