@@ -629,7 +629,8 @@ func (c *wsConn) linger() {
 	}
 }
 
-// reader reads and handles the client's messages one at a time, in order.
+// reader reads and handles the client's messages in order; a reducer call
+// is handed on once its transaction is ordered, up to maxPipelined in flight.
 func (c *wsConn) reader(ctx context.Context) {
 	defer close(c.readerDone)
 	pongWait := 2 * c.s.cfg.pingInterval
