@@ -123,7 +123,6 @@ func threadCPU() time.Duration {
 //
 //	go test ./runtime -run '^$' -bench BenchmarkMeteringRatio -count 6 | benchstat -
 func BenchmarkMeteringRatio(b *testing.B) {
-	ctx := context.Background()
 	wasm := buildGuest(b, computeGuest)
 	for _, r := range []struct {
 		reducer string
@@ -136,13 +135,7 @@ func BenchmarkMeteringRatio(b *testing.B) {
 				req := CallRequest{Reducer: r.reducer, Args: args(func(w *abi.Writer) { w.WriteU32(r.n) })}
 				goruntime.LockOSThread()
 				defer goruntime.UnlockOSThread()
-				timed := func(d *Database) time.Duration {
-					t0 := threadCPU()
-					if _, err := d.Call(ctx, req); err != nil {
-						b.Fatal(err)
-					}
-					return threadCPU() - t0
-				}
+				timed := func(d *Database) time.Duration { return callThreadCPU(b, d, req) }
 				timed(base)
 				timed(db)
 				ratios := make([]float64, 0, b.N)
@@ -193,7 +186,6 @@ func BenchmarkInstrument(b *testing.B) {
 //
 //	go test ./runtime -run '^$' -bench BenchmarkMeteringModes -benchtime 60x -count 6
 func BenchmarkMeteringModes(b *testing.B) {
-	ctx := context.Background()
 	wasm := buildGuest(b, computeGuest)
 	for _, r := range []struct {
 		reducer string
@@ -213,13 +205,7 @@ func BenchmarkMeteringModes(b *testing.B) {
 			req := CallRequest{Reducer: r.reducer, Args: args(func(w *abi.Writer) { w.WriteU32(r.n) })}
 			goruntime.LockOSThread()
 			defer goruntime.UnlockOSThread()
-			timed := func(d *Database) time.Duration {
-				t0 := threadCPU()
-				if _, err := d.Call(ctx, req); err != nil {
-					b.Fatal(err)
-				}
-				return threadCPU() - t0
-			}
+			timed := func(d *Database) time.Duration { return callThreadCPU(b, d, req) }
 			for _, d := range dbs {
 				timed(d)
 			}
@@ -247,4 +233,15 @@ func BenchmarkMeteringModes(b *testing.B) {
 			}
 		})
 	}
+}
+
+// callThreadCPU makes one call of req on d and returns the calling thread's
+// CPU time for it (the guest runs on the caller's goroutine; the caller has
+// locked its OS thread).
+func callThreadCPU(b *testing.B, d *Database, req CallRequest) time.Duration {
+	t0 := threadCPU()
+	if _, err := d.Call(context.Background(), req); err != nil {
+		b.Fatal(err)
+	}
+	return threadCPU() - t0
 }
